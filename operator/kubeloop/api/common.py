@@ -158,17 +158,15 @@ Quantity = Annotated[
     ),
 ]
 
-ResourceName = Annotated[str, Field(pattern=r"^[a-z0-9A-Z]([-a-z0-9A-Z_./]*[a-z0-9A-Z])?$", max_length=253)]
-
 
 class ResourceRequirements(ApiModel):
     """Compute resources of a container, in the shape of the core/v1 ResourceRequirements."""
 
-    requests: dict[ResourceName, Quantity] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Minimum resources the container is guaranteed, e.g. {cpu: 500m, memory: 512Mi}.",
     )
-    limits: dict[ResourceName, Quantity] = Field(
+    limits: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Maximum resources the container may use, e.g. {cpu: '2', memory: 2Gi}.",
     )

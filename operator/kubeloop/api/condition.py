@@ -22,6 +22,10 @@ CONDITION_TYPE_PATTERN = rf"^({_DNS_SUBDOMAIN}/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
+# Conditions are a map keyed by type, so that server-side apply and strategic merges treat them per type.
+CONDITIONS_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
 def utc_now() -> datetime:
     """Now, in UTC, truncated to seconds as metav1.Time stores it."""
     return datetime.now(UTC).replace(microsecond=0)

@@ -93,16 +93,17 @@ def _default_steps() -> list[CanaryStep]:
     return [CanaryStep(weight=10), CanaryStep(weight=50), CanaryStep(weight=100)]
 
 
+# `has()` guards: the API server checks the rules against the schema's own `{}` default before filling it.
 @cel(
-    "self.steps.map(s, s.weight).isSorted() && "
+    "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
     "self.steps.all(s, self.steps.map(x, x.weight).indexOf(s.weight) == "
-    "self.steps.map(x, x.weight).lastIndexOf(s.weight))",
+    "self.steps.map(x, x.weight).lastIndexOf(s.weight)))",
     "steps must have strictly increasing weights",
     field_path=".steps",
     reason="FieldValueInvalid",
 )
 @cel(
-    "self.steps[size(self.steps) - 1].weight == 100",
+    "!has(self.steps) || self.steps[size(self.steps) - 1].weight == 100",
     "the last step must have weight 100",
     field_path=".steps",
     reason="FieldValueInvalid",

@@ -11,7 +11,8 @@ from pydantic import Field, model_validator
 
 from kubeloop.api.cel import cel
 from kubeloop.api.common import ApiModel, ModelName, ObjectName, ResourceRequirements, StatusModel, Timestamp
-from kubeloop.api.condition import Condition
+from kubeloop.api.condition import CONDITIONS_LIST, Condition
+from kubeloop.api.kind import AGE_COLUMN, KindInfo, PrinterColumn, condition_column
 from kubeloop.api.serving import CanaryPlan
 
 ColumnType = Literal["int", "float", "string", "bool"]
@@ -264,6 +265,8 @@ class TrainingRunStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
+        max_length=16,
+        json_schema_extra=CONDITIONS_LIST,
         description=(
             "DataValidated, Trained, ModelValidated, Registered and Succeeded, plus Ready, Reconciling "
             "and Stalled for kstatus/Flux."
@@ -314,3 +317,26 @@ class TrainingRun(ApiModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: TrainingRunSpec
     status: TrainingRunStatus | None = None
+
+
+INFO = KindInfo(
+    kind="TrainingRun",
+    plural="trainingruns",
+    short_names=("tr",),
+    spec=TrainingRunSpec,
+    status=TrainingRunStatus,
+    description=(
+        "A TrainingRun trains one candidate model on the given data, passes it through the data gate and the "
+        "model gate (absolute thresholds, then champion/challenger), and registers it as a ModelVersion. "
+        "It is bounded: it ends with the Succeeded condition True or False."
+    ),
+    columns=(
+        PrinterColumn("Model", ".spec.model", description="Registry model name."),
+        condition_column("Succeeded"),
+        condition_column("Succeeded", "reason", name="Reason"),
+        PrinterColumn("Version", ".status.version", "integer", "Version number registered by the run."),
+        AGE_COLUMN,
+        PrinterColumn("Job", ".status.jobName", description="The training Job.", priority=1),
+        condition_column("Succeeded", "message", name="Message", priority=1),
+    ),
+)
