@@ -1,0 +1,123 @@
+"""The artifact contract shared by the trainer, the model server and the operator.
+
+It fixes the artifact layout and every JSON document that crosses a process boundary: the task document
+the operator gives the trainer, the termination summary the trainer returns, ``metrics.json``, the model
+signature, the manifest with its hashes, the model card, and the server's monitoring snapshot.
+"""
+
+from kubeloop.contract.layout import (
+    CONTENT_FILES,
+    DRIFT_PROFILE_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    SIGNATURE_FILE,
+    artifact_file_uri,
+    join_uri,
+    run_artifact_uri,
+)
+from kubeloop.contract.manifest import (
+    DataFingerprint,
+    FileEntry,
+    Lineage,
+    Manifest,
+    artifact_digest,
+    hash_bytes,
+    hash_file,
+    hash_stream,
+    verify_files,
+)
+from kubeloop.contract.metrics import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    ClassPredictions,
+    MetricsReport,
+    PredictionReference,
+    SplitInfo,
+    ValuePredictions,
+    higher_is_better,
+    improvement,
+)
+from kubeloop.contract.model_card import render_model_card
+from kubeloop.contract.monitoring import FeedbackRequest, FeedbackStats, MonitoringSnapshot
+from kubeloop.contract.signature import ClassLabel, Feature, ModelSignature, TaskKind
+from kubeloop.contract.summary import (
+    EXIT_CODES,
+    PERMANENT_FAILURES,
+    TERMINATION_MESSAGE_LIMIT,
+    FailureReason,
+    TrainerFailed,
+    TrainerSucceeded,
+    Violation,
+    parse_termination_message,
+    permanent_exit_codes,
+    render_termination_message,
+)
+from kubeloop.contract.task import (
+    DEFAULT_TERMINATION_LOG,
+    TASK_ENV,
+    TASK_FILE_ENV,
+    TERMINATION_LOG_ENV,
+    ChampionRef,
+    ProfileSettings,
+    TrainerTask,
+)
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "CONTENT_FILES",
+    "DEFAULT_TERMINATION_LOG",
+    "DRIFT_PROFILE_FILE",
+    "EXIT_CODES",
+    "LOWER_IS_BETTER",
+    "MANIFEST_FILE",
+    "METRICS_FILE",
+    "MODEL_CARD_FILE",
+    "MODEL_FILE",
+    "PERMANENT_FAILURES",
+    "REGRESSION_METRICS",
+    "SIGNATURE_FILE",
+    "TASK_ENV",
+    "TASK_FILE_ENV",
+    "TERMINATION_LOG_ENV",
+    "TERMINATION_MESSAGE_LIMIT",
+    "ChampionRef",
+    "ClassLabel",
+    "ClassPredictions",
+    "DataFingerprint",
+    "FailureReason",
+    "Feature",
+    "FeedbackRequest",
+    "FeedbackStats",
+    "FileEntry",
+    "Lineage",
+    "Manifest",
+    "MetricsReport",
+    "ModelSignature",
+    "MonitoringSnapshot",
+    "PredictionReference",
+    "ProfileSettings",
+    "SplitInfo",
+    "TaskKind",
+    "TrainerFailed",
+    "TrainerSucceeded",
+    "TrainerTask",
+    "ValuePredictions",
+    "Violation",
+    "artifact_digest",
+    "artifact_file_uri",
+    "hash_bytes",
+    "hash_file",
+    "hash_stream",
+    "higher_is_better",
+    "improvement",
+    "join_uri",
+    "parse_termination_message",
+    "permanent_exit_codes",
+    "render_model_card",
+    "render_termination_message",
+    "run_artifact_uri",
+    "verify_files",
+]

@@ -1,0 +1,1 @@
+"""The trainer image runtime: the `train` and `serve` entrypoints."""
