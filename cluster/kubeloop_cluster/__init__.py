@@ -1,0 +1,1 @@
+"""The local development cluster: upstream Kubernetes built from Go modules, plus a node agent."""

@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package tools pins the upstream commands this module builds; it is never compiled.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+)

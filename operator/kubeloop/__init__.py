@@ -1,0 +1,1 @@
+"""kubeloop: the continuous-training loop of a machine-learning model, run inside Kubernetes."""
