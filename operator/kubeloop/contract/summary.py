@@ -102,8 +102,12 @@ def _dump(summary: TrainerSucceeded | TrainerFailed) -> str:
     return summary.model_dump_json(exclude_none=True)
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+def _shorten(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` UTF-8 bytes (never inside a character), marked with "…"."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max(max_bytes - 3, 0)].decode(errors="ignore") + "…"
 
 
 def render_termination_message(
@@ -122,10 +126,15 @@ def render_termination_message(
             summary = summary.model_copy(update={"violations": kept, "violations_omitted": omitted})
             text = _dump(summary)
         if len(text.encode()) > limit:
-            summary = summary.model_copy(update={"message": _shorten(summary.message, limit // 2)})
-            text = _dump(summary)
+            # JSON escaping can make the message longer than its bytes, so shrink until it fits.
+            message = summary.message
+            budget = limit - len(_dump(summary.model_copy(update={"message": ""})).encode())
+            while len(text.encode()) > limit and budget > 0:
+                summary = summary.model_copy(update={"message": _shorten(message, budget)})
+                text = _dump(summary)
+                budget = budget * 3 // 4
     elif summary.champion_error:
-        summary = summary.model_copy(update={"champion_error": _shorten(summary.champion_error, 200)})
+        summary = summary.model_copy(update={"champion_error": _shorten(summary.champion_error, 300)})
         text = _dump(summary)
     # Last resort (absurdly long URIs): a valid, minimal failure beats a truncated, unparsable JSON.
     if len(text.encode()) > limit:
