@@ -1,9 +1,12 @@
 """Write the CRDs generated from the models: `crds/*.yaml` and the chart's CRD templates.
 
-    python -m kubeloop.api.crdgen            # write crds/ and charts/kubeloop/templates/crds/
+    python -m kubeloop.api.crdgen            # write every generated file
     python -m kubeloop.api.crdgen --check    # exit 1 if any committed file differs from the models
 
-Both outputs come from the same dict, so the chart can never ship a different CRD than `crds/`.
+It writes `crds/*.yaml` and the chart's CRD templates (from the same dict, so the chart can never ship a
+different CRD than `crds/`), the chart's `values.yaml` and `values.schema.json` (from one values model), the
+generated sections of the chart README (the Argo CD health snippet from `argocd/health.lua`, the values
+table), and `docs/api.md`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from kubeloop.api import chartgen
 from kubeloop.api.crd import KINDS, build_crd
 from kubeloop.api.kind import KindInfo
 
@@ -74,11 +78,16 @@ def chart_crd_yaml(info: KindInfo) -> str:
 def outputs(root: Path) -> dict[Path, str]:
     """Every generated file and its content."""
     files: dict[Path, str] = {}
+    chart = root / "charts" / "kubeloop"
     for info in KINDS:
         files[root / "crds" / f"{info.plural}.yaml"] = crd_yaml(info)
-        files[root / "charts" / "kubeloop" / "templates" / "crds" / f"{info.plural}.yaml"] = chart_crd_yaml(
-            info
-        )
+        files[chart / "templates" / "crds" / f"{info.plural}.yaml"] = chart_crd_yaml(info)
+    files[chart / "values.yaml"] = chartgen.values_yaml()
+    files[chart / "values.schema.json"] = chartgen.values_schema_json()
+    readme = chart / "README.md"
+    if readme.is_file():  # hand-written around generated sections
+        lua = (chart / "argocd" / "health.lua").read_text()
+        files[readme] = chartgen.chart_readme(readme.read_text(), lua)
     return files
 
 
