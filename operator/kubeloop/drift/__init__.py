@@ -1,5 +1,22 @@
-"""Pure drift statistics and the reference drift profile (numpy, scipy and pydantic only)."""
+"""Pure drift statistics and the reference drift profile (numpy, scipy and pydantic only).
 
+- :mod:`~kubeloop.drift.profile`: the reference profile the trainer writes and the server counts against.
+- :mod:`~kubeloop.drift.binned`: PSI, Jensen-Shannon and chi-squared from ``(features, bins)`` counts.
+- :mod:`~kubeloop.drift.samples`: KS and Wasserstein-1 from ``(features, rows)`` samples.
+- :mod:`~kubeloop.drift.decision`: p-values under "no drift" and the multiple-testing control.
+- :mod:`~kubeloop.drift.evaluate`: :func:`evaluate`, one window in, one :class:`DriftReport` out.
+"""
+
+from kubeloop.drift.binned import (
+    ChiSquaredResult,
+    chi2_test,
+    js_distance,
+    pool_sparse_bins,
+    psi,
+    stack_counts,
+)
+from kubeloop.drift.decision import adjust_pvalues, binned_test, sample_test
+from kubeloop.drift.evaluate import evaluate
 from kubeloop.drift.profile import (
     CategoricalReference,
     DriftProfile,
@@ -8,12 +25,35 @@ from kubeloop.drift.profile import (
     count_categorical,
     count_numeric,
 )
+from kubeloop.drift.report import Correction, DriftConfig, DriftMethod, DriftReport, FeatureDrift, Verdict
+from kubeloop.drift.samples import EcdfDistances, ecdf_distances, ks_pvalue, stack_samples, wasserstein_pvalue
 
 __all__ = [
     "CategoricalReference",
+    "ChiSquaredResult",
+    "Correction",
+    "DriftConfig",
+    "DriftMethod",
     "DriftProfile",
+    "DriftReport",
+    "EcdfDistances",
+    "FeatureDrift",
     "NumericReference",
+    "Verdict",
+    "adjust_pvalues",
+    "binned_test",
     "build_profile",
+    "chi2_test",
     "count_categorical",
     "count_numeric",
+    "ecdf_distances",
+    "evaluate",
+    "js_distance",
+    "ks_pvalue",
+    "pool_sparse_bins",
+    "psi",
+    "sample_test",
+    "stack_counts",
+    "stack_samples",
+    "wasserstein_pvalue",
 ]

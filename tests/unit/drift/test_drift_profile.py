@@ -124,3 +124,15 @@ def test_categorical_reference_rejects_bad_shapes():
         CategoricalReference(categories=["a", "b"], counts=[1, 2])
     with pytest.raises(ValidationError):
         CategoricalReference(categories=["a", "a"], counts=[1, 2, 0])
+
+
+def test_drift_package_imports_only_numpy_scipy_and_pydantic():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kubeloop.drift; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'kopf', 'kubernetes', 'sklearn'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
