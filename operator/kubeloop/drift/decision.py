@@ -69,12 +69,12 @@ def binned_test(
 
 
 def sample_test(
-    reference: np.ndarray, live: np.ndarray, method: DriftMethod
+    reference: np.ndarray, live: np.ndarray, method: DriftMethod, *, reference_sorted: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Score, p-value, reference size and live size per feature from NaN-padded samples."""
     if method not in SAMPLE_METHODS:
         raise ValueError(f"{method} is not a sample method")
-    dist = ecdf_distances(reference, live)
+    dist = ecdf_distances(reference, live, reference_sorted=reference_sorted)
     if method == DriftMethod.KS:
         return dist.ks, ks_pvalue(dist.ks, dist.n_reference, dist.n_live), dist.n_reference, dist.n_live
     p_value = wasserstein_pvalue(dist.wasserstein, reference, live)

@@ -132,7 +132,10 @@ def _run_samples(features: list[_Feature], profile: DriftProfile, live: Samples,
             ready.append(f)
     if not ready:
         return
-    score, p_value, _, _ = sample_test(stack_samples(refs), stack_samples(curs), ready[0].method)
+    # The profile stores its sample sorted (NaN-padding sorts last too), so only live rows are sorted.
+    score, p_value, _, _ = sample_test(
+        stack_samples(refs), stack_samples(curs), ready[0].method, reference_sorted=True
+    )
     for f, s, p in zip(ready, score, p_value, strict=True):
         f.score, f.p_value = float(s), float(p)
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from math import isnan
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "CategoricalReference",
@@ -97,6 +97,12 @@ class DriftProfile(BaseModel):
         description="Bounded random sample of each numeric feature's finite values, sorted ascending.",
     )
 
+    @field_validator("sample")
+    @classmethod
+    def _sorted_sample(cls, sample: dict[str, list[float]]) -> dict[str, list[float]]:
+        # KS and Wasserstein skip sorting the reference; a hand-written profile must not break that.
+        return {name: sorted(values) for name, values in sample.items()}
+
 
 def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
     """Interior edges at the reference quantiles, de-duplicated (see the module docstring)."""
@@ -125,6 +131,13 @@ def _is_missing(value: object) -> bool:
 
 
 def _category_counts(values: Sequence | np.ndarray) -> Counter[str]:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biufUS":
+        # Typed arrays are counted in C; str() of a numpy scalar equals str() of the Python value.
+        arr = values.ravel()
+        if arr.dtype.kind == "f":
+            arr = arr[~np.isnan(arr)]
+        keys, counts = np.unique(arr, return_counts=True)
+        return Counter({str(k): int(n) for k, n in zip(keys, counts, strict=True)})
     return Counter(str(v) for v in values if not _is_missing(v))
 
 

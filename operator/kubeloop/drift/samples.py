@@ -101,11 +101,13 @@ def _block(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 @np.errstate(invalid="ignore", divide="ignore")  # a side without data gives NaN, reported as NaN
-def ecdf_distances(reference: np.ndarray, live: np.ndarray, *, presorted: bool = False) -> EcdfDistances:
+def ecdf_distances(
+    reference: np.ndarray, live: np.ndarray, *, reference_sorted: bool = False
+) -> EcdfDistances:
     """Kolmogorov-Smirnov statistic and Wasserstein-1 distance per feature (row).
 
-    ``presorted=True`` skips the sort for inputs already sorted ascending along rows with NaN last (the
-    profile's reference sample is stored that way). A feature with no data on either side yields NaN.
+    ``reference_sorted=True`` skips sorting a reference already sorted ascending along rows with NaN last
+    (the profile's sample is stored that way), so a check sorts only the live rows. A feature with no data on either side yields NaN.
     """
     ref, cur = _as_samples(reference), _as_samples(live)
     if ref.shape[0] != cur.shape[0]:
@@ -120,8 +122,8 @@ def ecdf_distances(reference: np.ndarray, live: np.ndarray, *, presorted: bool =
     rows_per_block = max(1, _BLOCK_CELLS // max(1, ref.shape[1] + cur.shape[1]))
     for start in range(0, n_features, rows_per_block):
         part = slice(start, start + rows_per_block)
-        xs = ref[part] if presorted else np.sort(ref[part], axis=1)
-        ys = cur[part] if presorted else np.sort(cur[part], axis=1)
+        xs = ref[part] if reference_sorted else np.sort(ref[part], axis=1)
+        ys = np.sort(cur[part], axis=1)
         ks, w1, n_x, n_y = _block(xs, ys)
         out.ks[part], out.wasserstein[part] = ks, w1
         out.n_reference[part], out.n_live[part] = n_x, n_y

@@ -154,3 +154,17 @@ def test_report_round_trips_through_json(profile):
     again = DriftReport.model_validate_json(report.model_dump_json())
     assert again == report
     assert again.features[0].verdict == "NoDrift"
+
+
+def test_ks_in_evaluate_compares_the_profile_sample_with_the_live_sample(profile):
+    from scipy import stats
+
+    _, _, samples = _window(profile, 700, shift=0.1, seed=9)
+    samples["x1"][:20] = np.nan  # missing live values are ignored
+    report = evaluate(profile, live_samples=samples, config=DriftConfig(method=DriftMethod.KS))
+    for name in ("x0", "x1"):
+        live = samples[name][~np.isnan(samples[name])]
+        want = stats.ks_2samp(profile.sample[name], live, method="asymp")
+        assert report.feature(name).score == pytest.approx(want.statistic, abs=1e-12)
+        assert report.feature(name).p_value == pytest.approx(want.pvalue, rel=1e-9)
+    assert report.feature("x1").n_live == 680

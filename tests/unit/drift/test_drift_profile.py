@@ -136,3 +136,24 @@ def test_drift_package_imports_only_numpy_scipy_and_pydantic():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([3, 1, 3, 7, 1, 3]),
+        np.array([3.0, 1.0, np.nan, 2.5, 1.0]),
+        np.array(["b", "a", "b", "zz"]),
+        np.array([True, False, True]),
+    ],
+)
+def test_typed_arrays_count_like_python_values(values):
+    ref = build_profile({}, {"k": np.array(values[:3])}).categorical["k"]
+    as_objects = np.array(values.tolist(), dtype=object)
+    assert count_categorical(ref, values).tolist() == count_categorical(ref, as_objects).tolist()
+    assert count_categorical(ref, values).tolist() == count_categorical(ref, list(values.tolist())).tolist()
+
+
+def test_hand_written_profile_sample_is_sorted_on_load():
+    profile = DriftProfile(n_rows=3, numeric={}, categorical={}, sample={"x": [3.0, 1.0, 2.0]})
+    assert profile.sample["x"] == [1.0, 2.0, 3.0]
