@@ -39,7 +39,11 @@ def _render(model: type[BaseModel], data: dict[str, Any], indent: str) -> list[s
         if field.description:
             lines.extend(_comment(field.description, indent))
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation is not _leaf_model():
+        if (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and annotation is not _leaf_model()
+        ):
             lines.append(f"{indent}{key}:")
             lines.extend(_render(annotation, data[key], indent + "  "))
         else:
@@ -121,7 +125,11 @@ def _flatten(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> 
     for name, field in model.model_fields.items():
         key = field.alias or name
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation is not _leaf_model():
+        if (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and annotation is not _leaf_model()
+        ):
             rows.extend(_flatten(annotation, data[key], f"{prefix}{key}."))
         else:
             shown = json.dumps(data[key])

@@ -15,16 +15,22 @@ from kubeloop.api.common import ResourceRequirements
 class Values(BaseModel):
     """Base of every values block: camelCase keys, unknown keys refused (additionalProperties false)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
+    )
 
 
 class ImageValues(Values):
     repository: str = Field(
-        default="ghcr.io/kubeloop/kubeloop-operator", min_length=1, description="Image repository of the operator."
+        default="ghcr.io/kubeloop/kubeloop-operator",
+        min_length=1,
+        description="Image repository of the operator.",
     )
     tag: str = Field(default="", description="Image tag. Empty: the chart's appVersion.")
     digest: str = Field(
-        default="", pattern=r"^(sha256:[a-f0-9]{64})?$", description="Image digest; when set it wins over the tag."
+        default="",
+        pattern=r"^(sha256:[a-f0-9]{64})?$",
+        description="Image digest; when set it wins over the tag.",
     )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Image pull policy."
@@ -32,7 +38,9 @@ class ImageValues(Values):
 
 
 class CrdValues(Values):
-    enabled: bool = Field(default=True, description="Install the TrainingRun, ModelVersion and DriftMonitor CRDs.")
+    enabled: bool = Field(
+        default=True, description="Install the TrainingRun, ModelVersion and DriftMonitor CRDs."
+    )
     keep: bool = Field(
         default=True,
         description=(
@@ -86,7 +94,9 @@ class OperatorValues(Values):
             "safe only with peering."
         ),
     )
-    peering: PeeringValues = Field(default_factory=PeeringValues, description="kopf peering between replicas.")
+    peering: PeeringValues = Field(
+        default_factory=PeeringValues, description="kopf peering between replicas."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Operator log level (KUBELOOP_LOG_LEVEL)."
     )
@@ -111,9 +121,15 @@ class OperatorValues(Values):
         description="Resources of the operator container.",
     )
     health_port: int = Field(default=8080, ge=1024, le=65535, description="Port of GET /healthz (probes).")
-    metrics_port: int = Field(default=9090, ge=1024, le=65535, description="Port of GET /metrics (Prometheus).")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node selector of the operator pod.")
-    tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Tolerations of the operator pod.")
+    metrics_port: int = Field(
+        default=9090, ge=1024, le=65535, description="Port of GET /metrics (Prometheus)."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector of the operator pod."
+    )
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations of the operator pod."
+    )
     affinity: dict[str, Any] = Field(default_factory=dict, description="Affinity of the operator pod.")
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations of the pod.")
     pod_labels: dict[str, str] = Field(default_factory=dict, description="Extra labels of the pod.")
@@ -143,7 +159,9 @@ class ServiceAccountValues(Values):
 
 
 class RbacValues(Values):
-    create: bool = Field(default=True, description="Create the least-privilege Roles or ClusterRoles and bindings.")
+    create: bool = Field(
+        default=True, description="Create the least-privilege Roles or ClusterRoles and bindings."
+    )
     gateway_api: bool = Field(
         default=False, description="Allow managing Gateway API HTTPRoutes (for precise canary weights)."
     )
@@ -152,14 +170,18 @@ class RbacValues(Values):
 class ServiceMonitorValues(Values):
     enabled: bool = Field(default=False, description="Create a Prometheus Operator ServiceMonitor.")
     interval: str = Field(default="30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels, e.g. for a Prometheus selector.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels, e.g. for a Prometheus selector."
+    )
 
 
 class PrometheusRuleValues(Values):
     enabled: bool = Field(
         default=False, description="Create a PrometheusRule alerting on drift, failed runs and rollbacks."
     )
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels, e.g. for a Prometheus selector.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels, e.g. for a Prometheus selector."
+    )
     drift_for: str = Field(
         default="15m", pattern=r"^[0-9]+(s|m|h)$", description="How long drift must last before it alerts."
     )
@@ -189,12 +211,16 @@ class ChartValues(Values):
     """Values of the kubeloop chart."""
 
     name_override: str = Field(default="", description="Replaces the chart name in resource names.")
-    full_name_override: str = Field(default="", alias="fullnameOverride", description="Replaces the full name.")
+    full_name_override: str = Field(
+        default="", alias="fullnameOverride", description="Replaces the full name."
+    )
     image: ImageValues = Field(default_factory=ImageValues, description="The operator image.")
     image_pull_secrets: list[str] = Field(default_factory=list, description="Names of image pull Secrets.")
     crds: CrdValues = Field(default_factory=CrdValues, description="The kubeloop CRDs.")
     operator: OperatorValues = Field(default_factory=OperatorValues, description="The operator Deployment.")
-    watch: WatchValues = Field(default_factory=WatchValues, description="Which namespaces the operator serves.")
+    watch: WatchValues = Field(
+        default_factory=WatchValues, description="Which namespaces the operator serves."
+    )
     service_account: ServiceAccountValues = Field(
         default_factory=ServiceAccountValues, description="The operator's ServiceAccount."
     )

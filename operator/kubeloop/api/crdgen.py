@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kubeloop.api import chartgen
+from kubeloop.api import chartgen, docgen
 from kubeloop.api.crd import KINDS, build_crd
 from kubeloop.api.kind import KindInfo
 
@@ -88,6 +88,7 @@ def outputs(root: Path) -> dict[Path, str]:
     if readme.is_file():  # hand-written around generated sections
         lua = (chart / "argocd" / "health.lua").read_text()
         files[readme] = chartgen.chart_readme(readme.read_text(), lua)
+    files[root / "docs" / "api.md"] = docgen.api_markdown(root)
     return files
 
 

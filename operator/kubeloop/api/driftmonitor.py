@@ -339,6 +339,7 @@ INFO = KindInfo(
     kind="DriftMonitor",
     plural="driftmonitors",
     short_names=("dm",),
+    conditions=("Ready", "Drifted", "Reconciling", "Stalled"),
     spec=DriftMonitorSpec,
     status=DriftMonitorStatus,
     description=(

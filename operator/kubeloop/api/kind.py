@@ -59,6 +59,7 @@ class KindInfo:
     status: type[BaseModel]
     description: str
     columns: tuple[PrinterColumn, ...]
+    conditions: tuple[str, ...] = ()
     root_rules: tuple[CelRule, ...] = field(default=())
     # Children are named after their parent (a Job per TrainingRun, Deployments per ModelVersion) plus a
     # suffix; 52 characters leaves room for it within the 63 of a label value.

@@ -224,6 +224,7 @@ INFO = KindInfo(
     kind="ModelVersion",
     plural="modelversions",
     short_names=("mv",),
+    conditions=("Ready", "Progressing", "RolledBack", "Reconciling", "Stalled"),
     spec=ModelVersionSpec,
     status=ModelVersionStatus,
     description=(

@@ -72,9 +72,18 @@ def condition(
     )
 
 
+# Default reason of each condition type per status, as the builders use them (and docs/api.md lists them).
+DEFAULT_REASONS: dict[str, dict[ConditionStatus, str]] = {}
+
+
 def _builder(type_: str, true_reason: str, false_reason: str, unknown_reason: str):
     """Make the builder of one condition type, with its default reason per status."""
-    defaults = {"True": true_reason, "False": false_reason, "Unknown": unknown_reason}
+    defaults: dict[ConditionStatus, str] = {
+        "True": true_reason,
+        "False": false_reason,
+        "Unknown": unknown_reason,
+    }
+    DEFAULT_REASONS[type_] = defaults
 
     def build(
         value: bool | None,

@@ -323,6 +323,16 @@ INFO = KindInfo(
     kind="TrainingRun",
     plural="trainingruns",
     short_names=("tr",),
+    conditions=(
+        "DataValidated",
+        "Trained",
+        "ModelValidated",
+        "Registered",
+        "Succeeded",
+        "Ready",
+        "Reconciling",
+        "Stalled",
+    ),
     spec=TrainingRunSpec,
     status=TrainingRunStatus,
     description=(

@@ -156,3 +156,13 @@ def test_patch_from_empty_status_writes_the_non_default_fields():
 def test_condition_times_are_written_as_rfc3339_z():
     patch = st.status_patch(None, TrainingRunStatus(conditions=[st.ready(True, generation=1, now=T0)]))
     assert patch["status"]["conditions"][0]["lastTransitionTime"] == "2025-03-01T12:00:00Z"
+
+
+def test_every_condition_a_kind_declares_has_a_builder():
+    from kubeloop.api.crd import KINDS
+
+    for info in KINDS:
+        assert {"Ready", "Reconciling", "Stalled"} <= set(info.conditions), info.kind
+        for type_ in info.conditions:
+            assert type_ in st.DEFAULT_REASONS, f"{info.kind}.{type_} has no builder"
+    assert set(st.DEFAULT_REASONS) == {t for info in KINDS for t in info.conditions}
