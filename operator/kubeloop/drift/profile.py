@@ -200,7 +200,7 @@ def build_profile(
         numeric_refs[name] = NumericReference(edges=edges, counts=counts.tolist())
         samples[name] = _sample(arr, sample_size, rng)
     categorical_refs = {
-        name: _categorical_reference(np.asarray(column, dtype=object).ravel(), max_categories)
+        name: _categorical_reference(np.asarray(column).ravel(), max_categories)
         for name, column in categorical.items()
     }
     return DriftProfile(

@@ -18,15 +18,21 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
-__all__ = ["EcdfDistances", "ecdf_distances", "ks_pvalue", "stack_samples", "wasserstein_pvalue"]
+__all__ = [
+    "KS_EXACT_LIMIT",
+    "EcdfDistances",
+    "ecdf_distances",
+    "ks_pvalue",
+    "stack_samples",
+    "wasserstein_pvalue",
+]
 
-# Cells (features x rows) handled per block: large enough to amortise numpy calls, small enough to stay
-# within a few hundred megabytes of temporaries.
-_BLOCK_CELLS = 4_000_000
-# Columns of the merged order processed at once: the temporaries of a chunk fit in the CPU cache.
-_CHUNK = 1 << 15
+# Cells (features x rows) per block: the sorted block and its merge order stay within tens of megabytes.
+_BLOCK_CELLS = 1_000_000
+# Cells of the merged order processed at once: the temporaries of a chunk fit in the CPU cache.
+_CHUNK_CELLS = 1 << 16
 
 
 class EcdfDistances(NamedTuple):
@@ -70,9 +76,10 @@ def _block(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     wasserstein = np.zeros(xs.shape[0])
     seen_before = np.zeros((xs.shape[0], 1), dtype=np.int64)
     length = n_x + n_y
+    chunk = max(256, _CHUNK_CELLS // xs.shape[0])
     # The merged order is walked in column chunks that stay in cache; only the running count crosses chunks.
-    for start in range(0, length, _CHUNK):
-        stop = min(length, start + _CHUNK)
+    for start in range(0, length, chunk):
+        stop = min(length, start + chunk)
         ahead = min(length, stop + 1)  # one value past the chunk closes its last tie group
         chunk_order = order[:, start:ahead]
         values = np.take_along_axis(pooled, chunk_order, axis=1)
@@ -133,18 +140,34 @@ def ecdf_distances(
     return out
 
 
-def ks_pvalue(statistic: np.ndarray, n_reference: np.ndarray, n_live: np.ndarray) -> np.ndarray:
-    """Two-sided KS p-value from Smirnov's asymptotic distribution, as ``ks_2samp(method="asymp")``.
+# Above this effective size the KS p-value switches from scipy's finite-n distribution (whose cost grows
+# linearly with n: about 7 ms per value at 10,000 and 150 ms at 200,000) to Stephens' formula.
+KS_EXACT_LIMIT = 1_000
 
-    The effective size ``n m / (n + m)`` makes the test account for the reference being a bounded sample.
-    With ties (discrete data) the test is conservative.
+
+def ks_pvalue(statistic: np.ndarray, n_reference: np.ndarray, n_live: np.ndarray) -> np.ndarray:
+    """Two-sided KS p-value with the effective size ``en = n m / (n + m)``.
+
+    Up to ``en = 1,000`` it is ``kstwo.sf(D, round(en))``, exactly ``ks_2samp(method="asymp")``. Above,
+    it is Stephens' approximation ``Q_KS((sqrt(en) + 0.12 + 0.11 / sqrt(en)) D)`` with ``Q_KS`` the
+    Kolmogorov distribution: vectorised and O(1), and within 2.1% (relative) of scipy's value for every
+    p-value down to 1e-4 at ``en > 1,000`` (1% above ``en = 10,000``). The effective size is what makes the
+    test account for the reference being a bounded sample. With ties (discrete data) the test is
+    conservative.
     """
     n = np.asarray(n_reference, dtype=float)
     m = np.asarray(n_live, dtype=float)
+    d = np.asarray(statistic, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         effective = np.round(n * m / (n + m))
-    p = stats.kstwo.sf(np.asarray(statistic, dtype=float), np.maximum(effective, 1.0))
-    return np.where((n > 0) & (m > 0), p, np.nan)
+    d, effective = np.broadcast_arrays(d, effective)
+    p = np.full(d.shape, np.nan)
+    small = (effective >= 1) & (effective <= KS_EXACT_LIMIT) & ~np.isnan(d)
+    p[small] = stats.kstwo.sf(d[small], effective[small])
+    large = (effective > KS_EXACT_LIMIT) & ~np.isnan(d)
+    root = np.sqrt(effective[large])
+    p[large] = special.kolmogorov((root + 0.12 + 0.11 / root) * d[large])
+    return p
 
 
 def wasserstein_pvalue(

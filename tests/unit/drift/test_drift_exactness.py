@@ -121,7 +121,7 @@ def test_ecdf_distances_are_exact_across_blocks_and_chunks(monkeypatch):
     from kubeloop.drift import samples
 
     monkeypatch.setattr(samples, "_BLOCK_CELLS", 500)
-    monkeypatch.setattr(samples, "_CHUNK", 7)
+    monkeypatch.setattr(samples, "_CHUNK_CELLS", 7)
     refs, curs = _random_samples(seed=6)
     got = ecdf_distances(stack_samples(refs), stack_samples(curs))
     for i, (ref, cur) in enumerate(zip(refs, curs, strict=True)):
@@ -143,3 +143,11 @@ def test_benjamini_hochberg_equals_scipy_and_bonferroni_multiplies():
         np.testing.assert_allclose(bonf[row, tested], np.minimum(p[row, tested] * tested.sum(), 1.0))
         assert np.isnan(bh[row, ~tested]).all()
     np.testing.assert_array_equal(adjust_pvalues(p, Correction.NONE), p)
+
+
+@pytest.mark.parametrize(("n", "m"), [(2002, 2002), (1500, 5000), (10_000, 10_000), (200_000, 200_000)])
+def test_ks_pvalue_above_the_exact_limit_stays_within_2_percent_of_scipy(n, m):
+    effective = round(n * m / (n + m))
+    for p in (0.5, 0.05, 0.01, 1e-3, 1e-4):
+        d = stats.kstwo.isf(p, effective)  # the statistic at which scipy's p-value is p
+        assert ks_pvalue(np.array([d]), n, m)[0] == pytest.approx(p, rel=0.022)
