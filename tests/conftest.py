@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from kubeloop_cluster import objectstore, toolchain
 from kubeloop_cluster.cluster import LocalCluster
 from kubeloop_cluster.ports import free_port
@@ -31,7 +30,11 @@ def s3():
     """A standalone S3 store (versitygw, posix backend) on a free loopback port, without a cluster."""
     with tempfile.TemporaryDirectory(prefix="kubeloop-s3-") as root:
         store = objectstore.start(
-            toolchain.binary("versitygw"), Path(root) / "data", free_port(), "kubeloop", Path(root) / "versitygw.log"
+            toolchain.binary("versitygw"),
+            Path(root) / "data",
+            free_port(),
+            "kubeloop",
+            Path(root) / "versitygw.log",
         )
         yield store
         objectstore.stop(store)

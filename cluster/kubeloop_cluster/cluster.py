@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,10 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from kubeloop_cluster import controlplane, objectstore, toolchain
+import yaml
+
+from kubeloop_cluster import controlplane, objectstore, podnet, toolchain
 from kubeloop_cluster.errors import SetupError
 from kubeloop_cluster.objectstore import S3Store
 from kubeloop_cluster.paths import cluster_dir
+from kubeloop_cluster.podnet import PodNetwork
 from kubeloop_cluster.ports import free_port, require_free
 
 NODE_NAME = "kubeloop-node"
@@ -78,6 +82,10 @@ class LocalCluster:
         return self.binaries[name]
 
     @property
+    def pod_network(self) -> PodNetwork:
+        return PodNetwork(**self._state()["network"])
+
+    @property
     def s3(self) -> S3Store:
         state = self._state().get("s3")
         if not state:
@@ -107,17 +115,24 @@ class LocalCluster:
         require_free(apiserver_port, "API server", "KUBELOOP_APISERVER_PORT")
         require_free(s3_port, "S3 store", "KUBELOOP_S3_PORT")
         self.dir.mkdir(parents=True, exist_ok=True)
+        network = podnet.create(self.name)  # first, so that the API server's certificate names the node IP
+        state = {"name": self.name, "apiserver_port": apiserver_port, "network": network.to_dict()}
+        self._save(state)
         log(f"starting the control plane of {self.name!r} on 127.0.0.1:{apiserver_port} ...")
-        controlplane.create(self.name, binaries, self.dir / "kwok", self.kubeconfig, apiserver_port)
-        self._save({"name": self.name, "apiserver_port": apiserver_port})
+        controlplane.create(
+            self.name, binaries, self.dir / "kwok", self.kubeconfig, apiserver_port, network.host_ip
+        )
         controlplane.wait_ready(binaries["kubectl"], self.kubeconfig)
         store = objectstore.start(
             binaries["versitygw"], self.dir / "s3", s3_port, DEFAULT_BUCKET, self.dir / "versitygw.log"
         )
-        agent = self._start_agent()
-        self._save({"name": self.name, "apiserver_port": apiserver_port, "agent_pid": agent, "s3": store.to_dict()})
-        self._wait_node_ready()
-        log(f"cluster {self.name!r} is up: node {NODE_NAME} Ready, S3 store at {store.endpoint_url}")
+        store = dataclasses.replace(store, pod_endpoint_url=f"http://{network.host_ip}:{s3_port}")
+        state["s3"] = store.to_dict()
+        self._save(state)
+        self.start_agent()
+        log(
+            f"cluster {self.name!r} is up: node {NODE_NAME} Ready on {network.host_ip}, S3 store at {store.endpoint_url}"
+        )
         return self
 
     def kill_agent(self) -> None:
@@ -138,6 +153,12 @@ class LocalCluster:
         self._wait_node_ready()
 
     def _start_agent(self) -> int:
+        state = self._state()
+        network, apiserver_port, s3_port = (
+            state["network"],
+            state["apiserver_port"],
+            S3Store(**state["s3"]).port,
+        )
         log = (self.dir / "agent.log").open("ab")
         process = subprocess.Popen(
             [
@@ -147,6 +168,11 @@ class LocalCluster:
                 f"--kubeconfig={self.kubeconfig}",
                 f"--state-dir={self.dir / 'agent'}",
                 f"--node-name={NODE_NAME}",
+                f"--netns={network['netns']}",
+                f"--pod-cidr={network['cidr']}",
+                f"--node-ip={network['host_ip']}",
+                f"--forward={apiserver_port}=127.0.0.1:{apiserver_port}",
+                f"--forward={s3_port}=127.0.0.1:{s3_port}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -165,7 +191,9 @@ class LocalCluster:
                 break
             time.sleep(0.5)
         tail = (self.dir / "agent.log").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise SetupError(f"the node agent did not report {NODE_NAME} Ready: {tail[0]} (log: {self.dir}/agent.log)")
+        raise SetupError(
+            f"the node agent did not report {NODE_NAME} Ready: {tail[0]} (log: {self.dir}/agent.log)"
+        )
 
     def down(self, quiet: bool = False) -> None:
         state = self._state()
@@ -173,14 +201,17 @@ class LocalCluster:
             _stop_group(state["agent_pid"], grace=40)  # the agent stops its pods on SIGTERM
         if state.get("s3"):
             objectstore.stop(S3Store(**state["s3"]))
-        if self.dir.exists() and self._binaries is not None or (self.dir / "kwok").exists():
+        if (self.dir.exists() and self._binaries is not None) or (self.dir / "kwok").exists():
             controlplane.delete(self.name, self.binaries, self.dir / "kwok", self.kubeconfig)
+        podnet.delete(self.name)
         shutil.rmtree(self.dir, ignore_errors=True)
         if not quiet:
             print(f"cluster {self.name!r} is down", file=sys.stderr)
 
     # -- clients -------------------------------------------------------------------------------------------
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [str(self.binaries["kubectl"]), f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
@@ -190,6 +221,28 @@ class LocalCluster:
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
         return result
+
+    def service_account_kubeconfig(self, namespace: str, account: str, path: Path, hours: int = 12) -> Path:
+        """A kubeconfig that authenticates only with a token the API server issues for the ServiceAccount,
+        so a process using it has exactly that account's RBAC (no client certificate of the admin)."""
+        token = self.kubectl(
+            "create", "token", account, "-n", namespace, f"--duration={hours}h"
+        ).stdout.strip()
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        server = admin["clusters"][0]["cluster"]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": server}],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [
+                {"name": account, "context": {"cluster": "local", "user": account, "namespace": namespace}}
+            ],
+            "current-context": account,
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
 
     def env(self) -> dict[str, str]:
         """What a client process needs: the kubeconfig and the store's AWS variables."""

@@ -22,10 +22,14 @@ kind: KwokctlConfiguration
 options:
   # Loopback only: nothing of the local cluster is reachable from another host.
   bindAddress: {bind}
+  # Pods reach the API server through the node address of the pod network (see podnet).
+  kubeApiserverCertSANs: [{node_ip}]
 """
 
 
-def _kwokctl(binaries: dict[str, Path], workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _kwokctl(
+    binaries: dict[str, Path], workdir: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "KWOK_WORKDIR": str(workdir)}
     result = subprocess.run([str(binaries["kwokctl"]), *args], env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -34,10 +38,12 @@ def _kwokctl(binaries: dict[str, Path], workdir: Path, *args: str, check: bool =
     return result
 
 
-def create(name: str, binaries: dict[str, Path], workdir: Path, kubeconfig: Path, apiserver_port: int) -> None:
+def create(
+    name: str, binaries: dict[str, Path], workdir: Path, kubeconfig: Path, apiserver_port: int, node_ip: str
+) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "kwok.yaml"
-    config.write_text(_KWOK_CONFIG.format(bind=LOOPBACK))
+    config.write_text(_KWOK_CONFIG.format(bind=LOOPBACK, node_ip=node_ip))
     _kwokctl(
         binaries,
         workdir,
@@ -61,7 +67,9 @@ def create(name: str, binaries: dict[str, Path], workdir: Path, kubeconfig: Path
 
 
 def delete(name: str, binaries: dict[str, Path], workdir: Path, kubeconfig: Path) -> None:
-    _kwokctl(binaries, workdir, "delete", "cluster", f"--name={name}", f"--kubeconfig={kubeconfig}", check=False)
+    _kwokctl(
+        binaries, workdir, "delete", "cluster", f"--name={name}", f"--kubeconfig={kubeconfig}", check=False
+    )
 
 
 def wait_ready(kubectl: Path, kubeconfig: Path, timeout: float = 90.0) -> None:

@@ -26,16 +26,27 @@ class S3Store:
     bucket: str
     root: str
     pid: int = 0
+    pod_endpoint_url: str = ""  # how pods reach the store: through the node address of the pod network
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint_url.rsplit(":", 1)[1])
 
     def storage_options(self) -> dict:
-        return {"key": self.access_key, "secret": self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint_url}}
+        return {
+            "key": self.access_key,
+            "secret": self.secret_key,
+            "client_kwargs": {"endpoint_url": self.endpoint_url},
+        }
 
-    def env(self) -> dict[str, str]:
-        """The standard AWS variables that boto3, s3fs and the trainer read."""
+    def env(self, in_pod: bool = False) -> dict[str, str]:
+        """The standard AWS variables that boto3, s3fs and the trainer read (for a pod: its endpoint)."""
         return {
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ENDPOINT_URL": self.pod_endpoint_url
+            if in_pod and self.pod_endpoint_url
+            else self.endpoint_url,
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
@@ -60,7 +71,9 @@ def start(binary: Path, root: Path, port: int, bucket: str, log_path: Path) -> S
         )
     if not wait_listening(port, timeout=20):
         process.kill()
-        raise SetupError(f"the S3 store (versitygw) did not start listening on {LOOPBACK}:{port}: see {log_path}")
+        raise SetupError(
+            f"the S3 store (versitygw) did not start listening on {LOOPBACK}:{port}: see {log_path}"
+        )
     return S3Store(f"http://{LOOPBACK}:{port}", access_key, secret_key, bucket, str(root), process.pid)
 
 

@@ -76,7 +76,9 @@ TOOLS: dict[str, GoTool] = {
         version_flags=_K8S_VERSION_VARS,
     ),
     "etcd": GoTool(
-        module_dir="etcd", upstream="go.etcd.io/etcd/server/v3", commands={"etcd": "go.etcd.io/etcd/server/v3"}
+        module_dir="etcd",
+        upstream="go.etcd.io/etcd/server/v3",
+        commands={"etcd": "go.etcd.io/etcd/server/v3"},
     ),
     "helm": GoTool(
         module_dir="helm",
@@ -89,7 +91,9 @@ TOOLS: dict[str, GoTool] = {
         upstream="github.com/versity/versitygw",
         commands={"versitygw": "github.com/versity/versitygw/cmd/versitygw"},
     ),
-    "kwok": GoTool(module_dir="kwok", upstream="sigs.k8s.io/kwok", commands={"kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"}),
+    "kwok": GoTool(
+        module_dir="kwok", upstream="sigs.k8s.io/kwok", commands={"kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"}
+    ),
 }
 
 BINARIES: dict[str, str] = {binary: tool for tool, spec in TOOLS.items() for binary in spec.commands}
@@ -132,7 +136,15 @@ def _build(name: str, go: str, target: Path, log) -> None:
         log(f"building {binary} {tool.version()} from {package} (cold builds take minutes) ...")
         with log_path.open("a") as out:
             result = subprocess.run(
-                [go, "build", "-trimpath", f"-ldflags={tool.ldflags()}", "-o", str(staging / binary), package],
+                [
+                    go,
+                    "build",
+                    "-trimpath",
+                    f"-ldflags={tool.ldflags()}",
+                    "-o",
+                    str(staging / binary),
+                    package,
+                ],
                 cwd=tool.source,
                 env=env,
                 stdout=out,

@@ -1,4 +1,4 @@
-"""Start one container process: a private mount namespace with the pod's volumes at their mount paths, then exec.
+"""Start one container process: join the pod network, mount the pod's volumes at their paths, then exec.
 
 Run by the agent as `python -m kubeloop_cluster.agent.launch SPEC.json`. The private mount namespace lets the
 command see `/dev/termination-log`, `/var/run/secrets/kubernetes.io/serviceaccount` or `/etc/kubeloop` exactly
@@ -16,7 +16,7 @@ import sys
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
-_CLONE_NEWNS = 0x00020000
+_CLONE_NEWNS, _CLONE_NEWNET = 0x00020000, 0x40000000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
@@ -43,6 +43,10 @@ def main(spec_path: str) -> None:
         spec = json.load(handle)
     # Die with the agent: a killed agent must not leave container processes behind.
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if spec.get("netns"):  # join the node's pod network, where this pod's IP lives
+        fd = os.open(spec["netns"], os.O_RDONLY)
+        _check(_libc.setns(fd, _CLONE_NEWNET), f"join network namespace {spec['netns']}")
+        os.close(fd)
     if spec["mounts"]:
         _check(_libc.unshare(_CLONE_NEWNS), "unshare the mount namespace")
         _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")

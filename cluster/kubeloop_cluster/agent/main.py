@@ -1,8 +1,8 @@
 """The local node agent: it registers one Ready Node and runs every pod bound to it as local processes.
 
 The real scheduler binds pods to the node; the real Job, ReplicaSet and EndpointSlice controllers act on the
-status the agent reports. Each pod gets its own loopback IP (127.1.x.y); its processes bind to it (they read it
-through the downward API `status.podIP`, as `POD_IP`). Images are not pulled: a container runs its `command` and
+status the agent reports. Each pod gets its own IP in the node's pod network namespace (see `podnet`); its
+processes join that namespace and bind the IP (they read it through the downward API `status.podIP`). Images are not pulled: a container runs its `command` and
 `args` with the project's virtualenv first on PATH, or, without a command, the entrypoint the image table
 (`images.ENTRYPOINTS`) gives for its image, which is the ENTRYPOINT of the project's own Dockerfile.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from kubeloop_cluster.agent import forward
 from kubeloop_cluster.agent.images import ENTRYPOINTS
-from kubeloop_cluster.agent.ipam import LoopbackIPs
+from kubeloop_cluster.agent.ipam import PodIPs
 from kubeloop_cluster.agent.node import lease_manifest, node_manifest, node_status, now, now_micro
 from kubeloop_cluster.agent.pod import PodWorker
 
@@ -33,7 +34,15 @@ MERGE = "application/merge-patch+json"
 
 
 class Agent:
-    def __init__(self, kubeconfig: str, state_dir: Path, node_name: str, capacity: dict[str, str]):
+    def __init__(
+        self,
+        kubeconfig: str,
+        state_dir: Path,
+        node_name: str,
+        capacity: dict[str, str],
+        network: dict[str, str],
+        forwards: dict[int, tuple[str, int]],
+    ):
         self.api_client = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api_client)
         self.coordination = client.CoordinationV1Api(self.api_client)
@@ -41,7 +50,10 @@ class Agent:
         self.node_name = node_name
         self.capacity = capacity
         self.entrypoints = ENTRYPOINTS
-        self.ips = LoopbackIPs(state_dir / "ips.json")
+        self.node_ip = network["host_ip"]
+        self.netns_path = f"/run/netns/{network['netns']}"
+        self.ips = PodIPs.in_namespace(state_dir / "ips.json", network["cidr"], network["netns"])
+        self.forwards = forwards
         self.workers: dict[str, PodWorker] = {}
         self.finished: set[str] = set()
         self.lock = threading.Lock()
@@ -49,8 +61,7 @@ class Agent:
         self._processes_file = state_dir / "processes.json"
         self._processes: dict[str, list[int]] = {}
         host = self.api_client.configuration.host.removeprefix("https://").removeprefix("http://")
-        self.apiserver_host, _, port = host.partition(":")
-        self.apiserver_port = port or "443"
+        self.apiserver_port = host.partition(":")[2] or "443"
 
     def log(self, message: str) -> None:
         print(f"{now()} {message}", flush=True)
@@ -69,7 +80,7 @@ class Agent:
         self.log(f"node {self.node_name} registered (Kubernetes {version})")
 
     def heartbeat(self) -> None:
-        body = node_status(self.capacity, self.kubelet_version, now(), self.transition)
+        body = node_status(self.capacity, self.kubelet_version, self.node_ip, now(), self.transition)
         self.core.patch_node_status(self.node_name, body, _content_type=MERGE)
         node_uid = self.core.read_node(self.node_name).metadata.uid
         lease = lease_manifest(self.node_name, node_uid, LEASE_SECONDS)
@@ -112,7 +123,9 @@ class Agent:
             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
         }
         account = pod["spec"].get("serviceAccountName") or "default"
-        response = self.core.create_namespaced_service_account_token(account, meta["namespace"], {"spec": spec})
+        response = self.core.create_namespaced_service_account_token(
+            account, meta["namespace"], {"spec": spec}
+        )
         return response.status.token
 
     def base_env(self, pod: dict) -> dict[str, str]:
@@ -122,8 +135,8 @@ class Agent:
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
             "HOSTNAME": pod["metadata"]["name"],
-            # There is no kube-proxy: in-cluster clients reach the API server directly on loopback.
-            "KUBERNETES_SERVICE_HOST": self.apiserver_host,
+            # There is no kube-proxy: in-cluster clients reach the API server through the node address.
+            "KUBERNETES_SERVICE_HOST": self.node_ip,
             "KUBERNETES_SERVICE_PORT": self.apiserver_port,
             "KUBERNETES_SERVICE_PORT_HTTPS": self.apiserver_port,
         }
@@ -140,7 +153,9 @@ class Agent:
 
     def delete_pod(self, pod: dict) -> None:
         meta = pod["metadata"]
-        body = client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"]))
+        body = client.V1DeleteOptions(
+            grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])
+        )
         try:
             self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=body)
         except ApiException as error:
@@ -213,7 +228,9 @@ class Agent:
             return
         terminal = status.get("phase") in ("Succeeded", "Failed")
         if meta.get("deletionTimestamp"):
-            self.delete_pod(pod)  # no process runs for it (any more): the grace period has nothing to wait for
+            self.delete_pod(
+                pod
+            )  # no process runs for it (any more): the grace period has nothing to wait for
             self.ips.release(uid)
             return
         if terminal or uid in self.finished:
@@ -229,6 +246,7 @@ class Agent:
     def run(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.sweep_orphans()
+        forward.start(self.node_ip, self.forwards)
         self.register()
         threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat").start()
         selector = f"spec.nodeName={self.node_name}"
@@ -270,12 +288,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--node-name", default="kubeloop-node")
+    parser.add_argument(
+        "--netns", required=True, help="the pod network namespace (see kubeloop_cluster.podnet)"
+    )
+    parser.add_argument("--pod-cidr", required=True)
+    parser.add_argument("--node-ip", required=True, help="the host side of the pod network")
+    parser.add_argument(
+        "--forward",
+        action="append",
+        default=[],
+        metavar="PORT=HOST:PORT",
+        help="relay node-ip:PORT to HOST:PORT (the API server and S3 store stay on loopback)",
+    )
     parser.add_argument("--cpu", default=os.environ.get("KUBELOOP_NODE_CPU", "16"))
     parser.add_argument("--memory", default=os.environ.get("KUBELOOP_NODE_MEMORY", "64Gi"))
     parser.add_argument("--pods", default=os.environ.get("KUBELOOP_NODE_PODS", "110"))
     args = parser.parse_args(argv)
     capacity = {"cpu": args.cpu, "memory": args.memory, "pods": args.pods, "ephemeral-storage": "100Gi"}
-    agent = Agent(args.kubeconfig, args.state_dir, args.node_name, capacity)
+    network = {"netns": args.netns, "cidr": args.pod_cidr, "host_ip": args.node_ip}
+    forwards = {}
+    for rule in args.forward:
+        port, _, target = rule.partition("=")
+        host, _, target_port = target.rpartition(":")
+        forwards[int(port)] = (host, int(target_port))
+    agent = Agent(args.kubeconfig, args.state_dir, args.node_name, capacity, network, forwards)
 
     def on_signal(signum, frame):
         agent.log(f"signal {signum}: stopping the pods' processes")

@@ -34,7 +34,9 @@ def node_manifest(name: str) -> dict:
     }
 
 
-def node_status(capacity: dict[str, str], kubelet_version: str, heartbeat: str, transition: str) -> dict:
+def node_status(
+    capacity: dict[str, str], kubelet_version: str, node_ip: str, heartbeat: str, transition: str
+) -> dict:
     conditions = [
         ("Ready", "True", "KubeletReady", "the kubeloop node agent is running pods as local processes"),
         ("MemoryPressure", "False", "KubeletHasSufficientMemory", "no memory pressure"),
@@ -57,7 +59,7 @@ def node_status(capacity: dict[str, str], kubelet_version: str, heartbeat: str, 
                 for kind, status, reason, message in conditions
             ],
             "addresses": [
-                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "InternalIP", "address": node_ip},
                 {"type": "Hostname", "address": platform.node() or "localhost"},
             ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},

@@ -158,7 +158,9 @@ class PodWorker(threading.Thread):
             )
             base = self.agent.base_env(self.pod)
             for container in self.containers:
-                container.env = podenv.resolve(self.pod, container.spec, self.agent.lookup(self.namespace), base)
+                container.env = podenv.resolve(
+                    self.pod, container.spec, self.agent.lookup(self.namespace), base
+                )
         except podenv.EnvError as error:
             self.config_error = str(error)
             for container in self.containers:
@@ -199,6 +201,7 @@ class PodWorker(threading.Thread):
             "cwd": container.spec.get("workingDir") or str(self.workdir),
             "mounts": volumes.mounts(container.spec, self.volumes, container.termination_log),
             "terminationLog": str(container.termination_log),
+            "netns": self.agent.netns_path,
         }
         spec_path = self.workdir / f"{container.name}.launch.json"
         spec_path.write_text(json.dumps(launch))
@@ -216,18 +219,26 @@ class PodWorker(threading.Thread):
         container.state = {"running": {"startedAt": now()}}
         container.readiness = ProbeState(container.spec.get("readinessProbe"), started, success_default=False)
         container.liveness = ProbeState(container.spec.get("livenessProbe"), started, success_default=True)
-        self.agent.event(self.pod, "Started", f"Started container {container.name} as pid {container.process.pid}")
+        self.agent.event(
+            self.pod, "Started", f"Started container {container.name} as pid {container.process.pid}"
+        )
 
     def _probe(self, container: Container, clock: float) -> None:
         for state, kind in ((container.readiness, "Readiness"), (container.liveness, "Liveness")):
             if state and state.due(clock):
                 ok = state.record(check(state.probe, container.spec, self.ip, container.env))
                 if not ok and kind == "Liveness":
-                    self.agent.event(self.pod, "Unhealthy", f"Liveness probe of {container.name} failed; killing it")
+                    self.agent.event(
+                        self.pod, "Unhealthy", f"Liveness probe of {container.name} failed; killing it"
+                    )
                     self._kill(container, self.pod["spec"].get("terminationGracePeriodSeconds", 30))
 
     def _message(self, container: Container, code: int) -> str:
-        message = container.termination_log.read_text(errors="replace") if container.termination_log.exists() else ""
+        message = (
+            container.termination_log.read_text(errors="replace")
+            if container.termination_log.exists()
+            else ""
+        )
         policy = container.spec.get("terminationMessagePolicy", "File")
         if not message.strip() and code != 0 and policy == "FallbackToLogsOnError" and container.log.exists():
             lines = container.log.read_text(errors="replace").splitlines()[-FALLBACK_LINES:]
@@ -240,7 +251,9 @@ class PodWorker(threading.Thread):
             return code != 0 and policy != "Never"
         return policy == "Always" or (policy == "OnFailure" and code != 0)
 
-    def _exited(self, container: Container, code: int, reason: str | None = None, message: str | None = None) -> None:
+    def _exited(
+        self, container: Container, code: int, reason: str | None = None, message: str | None = None
+    ) -> None:
         if code < 0:  # killed by a signal: report it as a shell would, 128 + signal
             code = 128 - code
         self.agent.forget_process(self.uid, container.process.pid if container.process else None)
@@ -294,7 +307,9 @@ class PodWorker(threading.Thread):
             grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
         self.agent.event(self.pod, "Killing", f"Stopping the pod's containers (grace period {grace}s)")
         threads = [
-            threading.Thread(target=self._kill, args=(c, grace)) for c in self.containers if c.process is not None
+            threading.Thread(target=self._kill, args=(c, grace))
+            for c in self.containers
+            if c.process is not None
         ]
         for thread in threads:
             thread.start()

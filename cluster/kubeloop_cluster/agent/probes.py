@@ -25,7 +25,9 @@ def check(probe: Mapping, container: Mapping, pod_ip: str, env: Mapping[str, str
     try:
         if "httpGet" in probe:
             get = probe["httpGet"]
-            conn_class = http.client.HTTPSConnection if get.get("scheme") == "HTTPS" else http.client.HTTPConnection
+            conn_class = (
+                http.client.HTTPSConnection if get.get("scheme") == "HTTPS" else http.client.HTTPConnection
+            )
             conn = conn_class(get.get("host") or pod_ip, _port(get["port"], container), timeout=timeout)
             try:
                 headers = {h["name"]: h["value"] for h in get.get("httpHeaders") or []}
@@ -35,10 +37,14 @@ def check(probe: Mapping, container: Mapping, pod_ip: str, env: Mapping[str, str
                 conn.close()
         if "tcpSocket" in probe:
             tcp = probe["tcpSocket"]
-            with socket.create_connection((tcp.get("host") or pod_ip, _port(tcp["port"], container)), timeout):
+            with socket.create_connection(
+                (tcp.get("host") or pod_ip, _port(tcp["port"], container)), timeout
+            ):
                 return True
         if "exec" in probe:
-            result = subprocess.run(probe["exec"]["command"], env=dict(env), timeout=timeout, capture_output=True)
+            result = subprocess.run(
+                probe["exec"]["command"], env=dict(env), timeout=timeout, capture_output=True
+            )
             return result.returncode == 0
     except (OSError, ValueError, subprocess.TimeoutExpired, http.client.HTTPException):
         return False

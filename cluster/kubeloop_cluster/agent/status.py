@@ -9,8 +9,6 @@ from kubeloop_cluster.agent.node import now
 if TYPE_CHECKING:
     from kubeloop_cluster.agent.pod import Container, PodWorker
 
-HOST_IP = "127.0.0.1"
-
 
 def container_status(container: Container) -> dict:
     status = {
@@ -35,7 +33,7 @@ def pod_phase(worker: PodWorker) -> str:
         return "Failed"
     if main and all(c.done for c in main):
         return "Succeeded" if all(not _failed(c) for c in main) else "Failed"
-    if all(c.done for c in init) and any(c.process is not None or c.done for c in main):
+    if all(c.done for c in init) and any(c.process is not None or c.done or c.restarts for c in main):
         return "Running"
     return "Pending"
 
@@ -49,7 +47,12 @@ def _condition(worker: PodWorker, kind: str, ok: bool) -> dict:
     previous = worker.conditions_since.get(kind)
     if previous is None or previous[0] != status:
         worker.conditions_since[kind] = (status, now())
-    return {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": worker.conditions_since[kind][1]}
+    return {
+        "type": kind,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": worker.conditions_since[kind][1],
+    }
 
 
 def pod_status(worker: PodWorker) -> dict:
@@ -62,12 +65,18 @@ def pod_status(worker: PodWorker) -> dict:
         _condition(worker, "Initialized", initialized),
         _condition(worker, "Ready", ready),
         _condition(worker, "ContainersReady", ready),
-        {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": worker.started_at},
+        {
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": worker.started_at,
+        },
     ]
+    host_ip = worker.agent.node_ip
     status = {
         "phase": phase,
-        "hostIP": HOST_IP,
-        "hostIPs": [{"ip": HOST_IP}],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "podIP": worker.ip,
         "podIPs": [{"ip": worker.ip}],
         "startTime": worker.started_at,

@@ -84,7 +84,9 @@ def materialise(pod: Mapping, root: Path, lookup: Lookup, token: TokenFetcher) -
             _write(directory, _projected(pod, volume["projected"], lookup, token), 0o600)
         else:
             kinds = sorted(set(volume) - {"name"})
-            raise EnvError(f"volume {name!r} of type {', '.join(kinds)} is not supported by the local node agent")
+            raise EnvError(
+                f"volume {name!r} of type {', '.join(kinds)} is not supported by the local node agent"
+            )
         paths[name] = directory
     return paths
 
@@ -97,7 +99,9 @@ def mounts(container: Mapping, volumes: Mapping[str, Path], termination_log: Pat
             source = source / mount["subPath"]
             if not source.exists():
                 source.mkdir(parents=True)
-        result.append({"source": str(source), "target": mount["mountPath"], "readOnly": bool(mount.get("readOnly"))})
+        result.append(
+            {"source": str(source), "target": mount["mountPath"], "readOnly": bool(mount.get("readOnly"))}
+        )
     target = container.get("terminationMessagePath") or "/dev/termination-log"
     result.append({"source": str(termination_log), "target": target, "readOnly": False})
     return result
