@@ -16,10 +16,17 @@ install: $(BIN)/python  ## virtualenv + the package with every extra
 tools: install  ## build (or reuse from the cache) the upstream binaries the local cluster runs
 	$(BIN)/kubeloop-cluster build
 
-lint:  ## ruff, formatting, and the layering contracts
+lint:  ## ruff, formatting, the layering contracts, and generated files in step with the models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m kubeloop.api.crdgen --check
+
+crds:  ## regenerate crds/, the chart's CRD templates, values schema and docs/api.md from the pydantic models
+	$(BIN)/python -m kubeloop.api.crdgen
+
+chart: crds tools  ## lint the chart with the locally built helm
+	$$($(BIN)/python -c 'from kubeloop_cluster.toolchain import binary; print(binary("helm"))') lint --strict charts/kubeloop
 
 unit:
 	$(BIN)/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
