@@ -53,7 +53,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubeloop-trainer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="kubeloop-trainer",
+        description="The kubeloop trainer image: train a model, or serve one (V2 REST).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one model from a task document and write its artifact")
