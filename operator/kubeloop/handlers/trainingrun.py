@@ -1,0 +1,1 @@
+"""TrainingRun handlers (in progress: the training flow lands in the next commit)."""
