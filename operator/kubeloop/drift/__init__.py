@@ -15,7 +15,7 @@ from kubeloop.drift.binned import (
     psi,
     stack_counts,
 )
-from kubeloop.drift.decision import adjust_pvalues, binned_test, sample_test
+from kubeloop.drift.decision import adjust_pvalues, binned_test, critical_pvalue, sample_test
 from kubeloop.drift.evaluate import evaluate
 from kubeloop.drift.profile import (
     CategoricalReference,
@@ -46,6 +46,7 @@ __all__ = [
     "chi2_test",
     "count_categorical",
     "count_numeric",
+    "critical_pvalue",
     "ecdf_distances",
     "evaluate",
     "js_distance",

@@ -25,7 +25,14 @@ from kubeloop.drift.binned import chi2_test, js_distance, pool_sparse_bins, psi
 from kubeloop.drift.report import Correction, DriftMethod
 from kubeloop.drift.samples import ecdf_distances, ks_pvalue, wasserstein_pvalue
 
-__all__ = ["BINNED_METHODS", "SAMPLE_METHODS", "adjust_pvalues", "binned_test", "sample_test"]
+__all__ = [
+    "BINNED_METHODS",
+    "SAMPLE_METHODS",
+    "adjust_pvalues",
+    "binned_test",
+    "critical_pvalue",
+    "sample_test",
+]
 
 BINNED_METHODS = frozenset({DriftMethod.CHI_SQUARED, DriftMethod.PSI, DriftMethod.JENSEN_SHANNON})
 SAMPLE_METHODS = frozenset({DriftMethod.KS, DriftMethod.WASSERSTEIN})
@@ -102,3 +109,22 @@ def adjust_pvalues(p_values: np.ndarray, correction: Correction) -> np.ndarray:
     out = np.empty_like(p)
     np.put_along_axis(out, order, stepped, axis=-1)
     return out
+
+
+def critical_pvalue(p_values: np.ndarray, alpha: float, correction: Correction) -> np.ndarray:
+    """The raw p-value cut per row (window) that the correction amounts to; NaN marks untested features.
+
+    ``p <= cut`` exactly when the adjusted p-value is ``<= alpha``: ``alpha`` without correction,
+    ``alpha / k`` for Bonferroni, and ``r * alpha / k`` for Benjamini-Hochberg, ``r`` being the number of
+    rejections (``alpha / k`` when there are none, the cut the smallest p-value missed).
+    """
+    p = np.asarray(p_values, dtype=float)
+    tested = (~np.isnan(p)).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if correction == Correction.NONE:
+            return np.where(tested > 0, alpha, np.nan)
+        per_test = alpha / tested
+        if correction == Correction.BONFERRONI:
+            return per_test
+        rejected = (adjust_pvalues(p, correction) <= alpha).sum(axis=-1)
+        return per_test * np.maximum(rejected, 1)

@@ -12,7 +12,7 @@ Method per feature:
 - ``PSI``, ``JensenShannon``, ``ChiSquared``: on the counts, for both kinds.
 - ``KS``, ``Wasserstein``: on the samples for numeric features; categorical features use ``ChiSquared``.
 
-A feature with fewer than ``min_samples`` rows on either side is ``Insufficient`` and takes no part in
+A feature with fewer than ``min_samples`` rows on either side is ``InsufficientData`` and takes no part in
 the multiple-testing control or the dataset verdict.
 """
 
@@ -25,7 +25,13 @@ from typing import Literal
 import numpy as np
 
 from kubeloop.drift.binned import stack_counts
-from kubeloop.drift.decision import BINNED_METHODS, adjust_pvalues, binned_test, sample_test
+from kubeloop.drift.decision import (
+    BINNED_METHODS,
+    adjust_pvalues,
+    binned_test,
+    critical_pvalue,
+    sample_test,
+)
 from kubeloop.drift.profile import DriftProfile
 from kubeloop.drift.report import DriftConfig, DriftMethod, DriftReport, FeatureDrift, Verdict
 from kubeloop.drift.samples import stack_samples
@@ -133,15 +139,46 @@ def _run_samples(features: list[_Feature], profile: DriftProfile, live: Samples,
     if not ready:
         return
     # The profile stores its sample sorted (NaN-padding sorts last too), so only live rows are sorted.
-    score, p_value, _, _ = sample_test(
-        stack_samples(refs), stack_samples(curs), ready[0].method, reference_sorted=True
-    )
+    reference = stack_samples(refs)
+    score, p_value, _, _ = sample_test(reference, stack_samples(curs), ready[0].method, reference_sorted=True)
+    if ready[0].method == DriftMethod.WASSERSTEIN:
+        # In reference standard deviations, so one cut fits every feature; a constant reference keeps
+        # the raw distance (any move away from the constant is then in feature units).
+        spread = np.nanstd(reference, axis=1)
+        score = score / np.where(spread > 0, spread, 1.0)
     for f, s, p in zip(ready, score, p_value, strict=True):
         f.score, f.p_value = float(s), float(p)
 
 
 def _optional(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
+
+
+def _verdict(f: _Feature, adjusted: float, p_cut: float | None, config: DriftConfig) -> FeatureDrift:
+    threshold, threshold_on = None, None
+    if f.message:
+        verdict = Verdict.INSUFFICIENT
+    elif config.threshold is not None:
+        threshold, threshold_on = config.threshold, "score"
+        verdict = Verdict.DRIFT if f.score > config.threshold else Verdict.NO_DRIFT
+    else:
+        threshold, threshold_on = p_cut, "p_value"
+        big_enough = config.min_score is None or f.score >= config.min_score
+        verdict = Verdict.DRIFT if adjusted <= config.alpha and big_enough else Verdict.NO_DRIFT
+    return FeatureDrift(
+        name=f.name,
+        kind=f.kind,
+        method=f.method,
+        verdict=verdict,
+        score=_optional(f.score),
+        p_value=_optional(f.p_value),
+        adjusted_p_value=_optional(adjusted),
+        threshold=threshold,
+        threshold_on=threshold_on,
+        n_reference=f.n_reference,
+        n_live=f.n_live,
+        message=f.message,
+    )
 
 
 def evaluate(
@@ -170,32 +207,10 @@ def evaluate(
         if not f.message and np.isnan(f.p_value):
             f.message = "the test is undefined for this window"
     tested = [f for f in features if not f.message]
-    adjusted = adjust_pvalues(np.array([f.p_value for f in tested]), config.correction)
-    verdicts: list[FeatureDrift] = []
-    adjusted_by_name = {f.name: float(a) for f, a in zip(tested, adjusted, strict=True)}
-    for f in features:
-        adj = adjusted_by_name.get(f.name, np.nan)
-        if f.message:
-            verdict = Verdict.INSUFFICIENT
-        elif config.threshold is not None:
-            verdict = Verdict.DRIFT if f.score > config.threshold else Verdict.NO_DRIFT
-        else:
-            big_enough = config.min_score is None or f.score >= config.min_score
-            verdict = Verdict.DRIFT if adj <= config.alpha and big_enough else Verdict.NO_DRIFT
-        verdicts.append(
-            FeatureDrift(
-                name=f.name,
-                kind=f.kind,
-                method=f.method,
-                verdict=verdict,
-                score=_optional(f.score),
-                p_value=_optional(f.p_value),
-                adjusted_p_value=_optional(adj),
-                n_reference=f.n_reference,
-                n_live=f.n_live,
-                message=f.message,
-            )
-        )
+    raw = np.array([f.p_value for f in tested])
+    adjusted = dict(zip((f.name for f in tested), adjust_pvalues(raw, config.correction), strict=True))
+    p_cut = float(critical_pvalue(raw, config.alpha, config.correction)) if tested else None
+    verdicts = [_verdict(f, adjusted.get(f.name, np.nan), p_cut, config) for f in features]
     n_drifted = sum(v.verdict == Verdict.DRIFT for v in verdicts)
     share = n_drifted / len(tested) if tested else 0.0
     if not tested:

@@ -24,7 +24,7 @@ class DriftMethod(StrEnum):
 class Verdict(StrEnum):
     DRIFT = "Drift"
     NO_DRIFT = "NoDrift"
-    INSUFFICIENT = "Insufficient"  # too few rows to tell: never to be read as "no drift"
+    INSUFFICIENT = "InsufficientData"  # too few rows to tell: never to be read as "no drift"
 
 
 class Correction(StrEnum):
@@ -44,7 +44,9 @@ class DriftConfig(BaseModel):
     alpha: float = Field(0.01, gt=0.0, lt=1.0, description="Target false-alarm rate of one window.")
     correction: Correction = Field(Correction.BONFERRONI, description="Multiple-testing control.")
     min_samples: int = Field(
-        100, ge=1, description="Rows needed on each side of a feature; below it the verdict is Insufficient."
+        100,
+        ge=1,
+        description="Rows needed on each side of a feature; below it the verdict is InsufficientData.",
     )
     threshold: float | None = Field(
         None,
@@ -77,18 +79,27 @@ class FeatureDrift(BaseModel):
     kind: Literal["numeric", "categorical"]
     method: DriftMethod = Field(description="The method actually used (never Auto).")
     verdict: Verdict
-    score: float | None = Field(None, description="The statistic; None when not computed.")
+    score: float | None = Field(
+        None,
+        description="The statistic; None when not computed. Wasserstein is in reference standard deviations.",
+    )
     p_value: float | None = Field(None, description="Raw p-value under 'no drift'.")
     adjusted_p_value: float | None = Field(None, description="p-value after the multiple-testing control.")
     n_reference: int = Field(description="Reference rows (counts) or reference sample size.")
     n_live: int = Field(description="Live rows (counts) or live sample size.")
-    message: str = Field("", description="Why the verdict is Insufficient, when it is.")
+    threshold: float | None = Field(
+        None,
+        description="The cut the verdict used: the fixed score cut when one is set (drift when score > it), "
+        "otherwise the raw p-value cut after the multiple-testing control (drift when p-value <= it).",
+    )
+    threshold_on: Literal["score", "p_value"] | None = Field(None, description="What `threshold` applies to.")
+    message: str = Field("", description="Why the verdict is InsufficientData, when it is.")
 
 
 class DriftReport(BaseModel):
     """The verdict on one window."""
 
-    verdict: Verdict = Field(description="Dataset verdict; Insufficient when no feature could be tested.")
+    verdict: Verdict = Field(description="Dataset verdict; InsufficientData when no feature could be tested.")
     method: DriftMethod = Field(description="The method requested.")
     alpha: float
     correction: Correction

@@ -154,6 +154,7 @@ def test_report_round_trips_through_json(profile):
     again = DriftReport.model_validate_json(report.model_dump_json())
     assert again == report
     assert again.features[0].verdict == "NoDrift"
+    assert Verdict.INSUFFICIENT == "InsufficientData"  # the DriftMonitor status vocabulary
 
 
 def test_ks_in_evaluate_compares_the_profile_sample_with_the_live_sample(profile):
@@ -168,3 +169,28 @@ def test_ks_in_evaluate_compares_the_profile_sample_with_the_live_sample(profile
         assert report.feature(name).score == pytest.approx(want.statistic, abs=1e-12)
         assert report.feature(name).p_value == pytest.approx(want.pvalue, rel=1e-9)
     assert report.feature("x1").n_live == 680
+
+
+def test_threshold_reports_the_cut_each_verdict_used(profile):
+    numeric, categorical, _ = _window(profile, 3000, shift=0.3)
+    report = evaluate(profile, numeric, categorical)
+    for f in report.features:
+        assert (f.threshold, f.threshold_on) == (pytest.approx(0.01 / 5), "p_value")
+        assert (f.p_value <= f.threshold) == (f.verdict == Verdict.DRIFT)
+    fixed = evaluate(
+        profile, numeric, categorical, config=DriftConfig(method=DriftMethod.PSI, threshold=0.05)
+    )
+    assert {(f.threshold, f.threshold_on) for f in fixed.features} == {(0.05, "score")}
+    small = evaluate(profile, *_window(profile, 10)[:2])
+    assert all(f.threshold is None for f in small.features)
+
+
+def test_wasserstein_score_is_in_reference_standard_deviations(profile):
+    from scipy import stats
+
+    _, _, samples = _window(profile, 800, shift=0.5)
+    samples["x0"] = samples["x0"] * 10.0  # units do not matter to the p-value; the score scales with them
+    report = evaluate(profile, live_samples=samples, config=DriftConfig(method=DriftMethod.WASSERSTEIN))
+    ref = np.asarray(profile.sample["x0"])
+    want = stats.wasserstein_distance(ref, samples["x0"]) / ref.std()
+    assert report.feature("x0").score == pytest.approx(want, rel=1e-9)

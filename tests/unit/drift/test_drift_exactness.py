@@ -151,3 +151,16 @@ def test_ks_pvalue_above_the_exact_limit_stays_within_2_percent_of_scipy(n, m):
     for p in (0.5, 0.05, 0.01, 1e-3, 1e-4):
         d = stats.kstwo.isf(p, effective)  # the statistic at which scipy's p-value is p
         assert ks_pvalue(np.array([d]), n, m)[0] == pytest.approx(p, rel=0.022)
+
+
+@pytest.mark.parametrize("correction", list(Correction))
+def test_critical_pvalue_is_the_raw_cut_of_the_adjusted_rule(correction):
+    from kubeloop.drift import critical_pvalue
+
+    rng = np.random.default_rng(8)
+    p = rng.uniform(size=(200, 12)) ** 4
+    p[::7, 3] = np.nan
+    cut = critical_pvalue(p, 0.05, correction)
+    adjusted = adjust_pvalues(p, correction)
+    tested = ~np.isnan(p)
+    np.testing.assert_array_equal((p <= cut[:, None])[tested], (adjusted <= 0.05)[tested])
