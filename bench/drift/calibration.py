@@ -29,7 +29,9 @@ def load_simulation():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--windows", type=int, default=20_000, help="windows per cell (no drift)")
     parser.add_argument("--power-windows", type=int, default=5_000, help="windows per cell (0.2 SD shift)")
     args = parser.parse_args()
@@ -38,9 +40,11 @@ def main() -> None:
         f"Reference 100,000 rows; {sim.N_NUMERIC} numeric N(0,1) + {sim.N_CATEGORICAL} categorical "
         f"({sim.N_CATEGORIES} Zipf categories) features; alpha 1%, Bonferroni.\n"
     )
-    print("| live window (rows) | default rule: false alarms per window | PSI > 0.1: false alarms per window "
-          "| PSI > 0.1: per numeric feature | default rule: power, 0.2 SD shift on one feature "
-          "| PSI > 0.1: power (window) |")
+    print(
+        "| live window (rows) | default rule: false alarms per window | PSI > 0.1: false alarms per window "
+        "| PSI > 0.1: per numeric feature | default rule: power, 0.2 SD shift on one feature "
+        "| PSI > 0.1: power (window) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for window in (100, 1_000, 10_000, 100_000):
         null = sim.simulate(window, windows=args.windows, seed=window)
