@@ -100,7 +100,7 @@ def uninstall(cluster, objects: list[dict]) -> None:
     )
 
 
-def test_cluster_mode_rbac_grants_what_the_operator_needs_and_nothing_more(cluster, namespace):
+def test_cluster_mode_rbac_grants_what_the_operator_needs_and_nothing_more(kubeloop_crds, cluster, namespace):
     sa, objects = install_rbac(cluster, namespace)
     try:
         other = "default"
@@ -137,7 +137,7 @@ def test_cluster_mode_rbac_grants_what_the_operator_needs_and_nothing_more(clust
         uninstall(cluster, objects)
 
 
-def test_namespaced_mode_rbac_stays_in_its_namespaces(cluster, namespace):
+def test_namespaced_mode_rbac_stays_in_its_namespaces(kubeloop_crds, cluster, namespace):
     sa, objects = install_rbac(cluster, namespace, "watch.mode=Namespaced")
     try:
         assert can_i(cluster, sa, "create", "jobs.batch", namespace)

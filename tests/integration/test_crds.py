@@ -27,11 +27,8 @@ CRD_NAMES = ["trainingruns.kubeloop.dev", "modelversions.kubeloop.dev", "driftmo
 
 
 @pytest.fixture(scope="module")
-def crds(cluster):
-    # Server-side apply: idempotent, and shared with every other test that installs the same CRDs.
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in CRD_NAMES])
-    return cluster
+def crds(kubeloop_crds):
+    return kubeloop_crds
 
 
 @pytest.fixture(scope="module")
