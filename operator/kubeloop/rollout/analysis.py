@@ -1,0 +1,209 @@
+"""The verdict of one canary step from the canary's and the stable's traffic in that step.
+
+Pass needs data: the canary must have served at least `minRequests` requests, and the error rate, the p99
+latency and the prediction shift must each be measured and within bounds. Missing data is Inconclusive,
+never a pass; the state machine waits up to `inconclusiveTimeout` for it, then fails the step. Online
+accuracy is judged only once `minRequests` of the canary's predictions have feedback labels, as the API
+says; until then it is recorded as not judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from kubeloop.api import AnalysisSpec, Measurement
+from kubeloop.drift import js_distance
+from kubeloop.rollout.window import Traffic
+
+Verdict = str  # "Pass", "Fail" or "Inconclusive" (kubeloop.api.modelversion.Verdict)
+
+REQUESTS = "requests"
+ERROR_RATE = "errorRate"
+P99 = "p99LatencyMilliseconds"
+SHIFT = "predictionShift"
+ACCURACY = "onlineAccuracy"
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    verdict: Verdict
+    measurements: list[Measurement]
+    message: str
+    failed: Measurement | None = None  # the first metric that failed, for the RolledBack condition
+
+
+def histogram_quantile(q: float, bounds: list[float], counts: list[float]) -> tuple[float | None, bool]:
+    """The q-quantile of a histogram, interpolated linearly inside its bucket as Prometheus does.
+
+    Returns (value, overflow): value None without observations; overflow True when the quantile lies
+    above the largest finite bound, in which case value is that bound (a lower limit of the truth).
+    """
+    total = float(sum(counts))
+    if total <= 0 or not bounds:
+        return None, False
+    rank = q * total
+    running, lower = 0.0, 0.0
+    for i, upper in enumerate(bounds):
+        n = counts[i]
+        if running + n >= rank and n > 0:
+            return lower + (upper - lower) * (rank - running) / n, False
+        running += n
+        lower = upper
+    return bounds[-1], True
+
+
+def _edges(labels: list[str]) -> list[float]:
+    return [float(x) for x in labels if x not in ("+Inf", "Inf")]
+
+
+def rebin(edges: list[float], counts: list[float], grid: list[float]) -> np.ndarray:
+    """Counts on bins (-inf, e1], (e1, e2], ..., (ek, inf) moved onto the bins of `grid` (a superset of edges).
+
+    Mass inside a finite bin is spread uniformly over it; the open outer bins keep their mass next to their
+    finite edge. Exact when both versions share their edges (same training target quantiles).
+    """
+    out = np.zeros(len(grid) + 1)
+    g = np.asarray(grid)
+    for i, n in enumerate(counts):
+        if n == 0:
+            continue
+        if i == 0:
+            out[int(np.searchsorted(g, edges[0], side="left"))] += n
+            continue
+        if i == len(edges):
+            out[int(np.searchsorted(g, edges[-1], side="right"))] += n
+            continue
+        lo, hi = edges[i - 1], edges[i]
+        # grid bins strictly inside (lo, hi]: their share of the width
+        first = int(np.searchsorted(g, lo, side="right"))
+        last = int(np.searchsorted(g, hi, side="left"))
+        for j in range(first, last + 1):
+            left = max(lo, g[j - 1] if j > 0 else lo)
+            right = min(hi, g[j] if j < len(g) else hi)
+            if right > left:
+                out[j] += n * (right - left) / (hi - lo)
+    return out
+
+
+def prediction_shift(
+    canary: Mapping[str, float], stable: Mapping[str, float], kind: str | None
+) -> float | None:
+    """Jensen-Shannon distance (base 2, 0..1) between two prediction histograms; None without data.
+
+    Classes are matched by name (a class only one side predicts counts as zero on the other). Regression
+    bins are the quantiles of each version's own training target, so both sides are moved onto the union
+    of their edges first.
+    """
+    if sum(canary.values()) <= 0 or sum(stable.values()) <= 0:
+        return None
+    if kind == "value":
+        ce, se = _edges(list(canary)), _edges(list(stable))
+        grid = sorted(set(ce) | set(se))
+        c = rebin(ce, list(canary.values()), grid) if ce != grid else np.asarray(list(canary.values()))
+        s = rebin(se, list(stable.values()), grid) if se != grid else np.asarray(list(stable.values()))
+    else:
+        labels = sorted(set(canary) | set(stable))
+        c = np.asarray([canary.get(label, 0.0) for label in labels])
+        s = np.asarray([stable.get(label, 0.0) for label in labels])
+    return float(js_distance(s, c)[0])
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    return f"{value:.4g}"
+
+
+def analyse(
+    spec: AnalysisSpec,
+    canary: Traffic,
+    stable: Traffic,
+    stable_reference: Mapping[str, float] | None = None,
+) -> StepVerdict:
+    """Judge a step. `stable_reference` stands in for the stable's predictions when it served none."""
+    requests = canary.requests if canary.pods else None
+    measured: list[Measurement] = [
+        Measurement(
+            metric=REQUESTS,
+            value=requests,
+            threshold=float(spec.min_requests),
+            passed=None if requests is None else requests >= spec.min_requests,
+        )
+    ]
+    error_rate = canary.server_errors / canary.requests if canary.pods and canary.requests > 0 else None
+    measured.append(
+        Measurement(
+            metric=ERROR_RATE,
+            value=error_rate,
+            threshold=spec.max_error_rate,
+            passed=None if error_rate is None else error_rate <= spec.max_error_rate,
+        )
+    )
+    p99, overflow = histogram_quantile(0.99, canary.latency_bounds, canary.latency)
+    p99_ms = None if p99 is None else p99 * 1000.0
+    measured.append(
+        Measurement(
+            metric=P99,
+            value=p99_ms,
+            threshold=spec.max_p99_latency_milliseconds,
+            # Above the largest bucket the true p99 is unknown but at least that bound: never a pass.
+            passed=None if p99_ms is None else (not overflow and p99_ms <= spec.max_p99_latency_milliseconds),
+        )
+    )
+    reference = stable.predictions
+    if sum(reference.values()) <= 0 and stable_reference:
+        reference = dict(stable_reference)
+    shift = prediction_shift(canary.predictions, reference, canary.prediction_kind)
+    measured.append(
+        Measurement(
+            metric=SHIFT,
+            value=shift,
+            threshold=spec.max_prediction_shift,
+            passed=None if shift is None else shift <= spec.max_prediction_shift,
+        )
+    )
+    if spec.min_online_accuracy is not None:
+        enough = canary.feedback_correct is not None and canary.feedback_joined >= max(spec.min_requests, 1)
+        accuracy = canary.feedback_correct / canary.feedback_joined if enough else None  # type: ignore[operator]
+        measured.append(
+            Measurement(
+                metric=ACCURACY,
+                value=accuracy,
+                threshold=spec.min_online_accuracy,
+                passed=None if accuracy is None else accuracy >= spec.min_online_accuracy,
+            )
+        )
+    return _verdict(measured, canary, overflow)
+
+
+def _verdict(measured: list[Measurement], canary: Traffic, overflow: bool) -> StepVerdict:
+    by = {m.metric: m for m in measured}
+    skipped = f"; pods left out: {', '.join(canary.skipped)}" if canary.skipped else ""
+    if not canary.pods:
+        return StepVerdict("Inconclusive", measured, f"no metrics from any canary pod{skipped}")
+    n = by[REQUESTS]
+    if not n.passed:
+        return StepVerdict(
+            "Inconclusive",
+            measured,
+            f"requests {_fmt(n.value)} < {int(n.threshold or 0)} in the step: too few to judge{skipped}",
+        )
+    for m in measured:
+        if m.passed is False:
+            relation = "<" if m.metric == ACCURACY else ">"
+            extra = " (above the largest latency bucket)" if m.metric == P99 and overflow else ""
+            return StepVerdict(
+                "Fail", measured, f"{m.metric} {_fmt(m.value)} {relation} {_fmt(m.threshold)}{extra}", m
+            )
+    missing = [m.metric for m in measured if m.value is None and m.metric != ACCURACY]
+    if missing:
+        return StepVerdict("Inconclusive", measured, f"no data for {', '.join(missing)}{skipped}")
+    judged = ", ".join(f"{m.metric} {_fmt(m.value)}" for m in measured if m.passed is not None)
+    accuracy = by.get(ACCURACY)
+    pending = (
+        "; onlineAccuracy not judged yet (too few labels)" if accuracy and accuracy.value is None else ""
+    )
+    return StepVerdict("Pass", measured, f"{judged}{pending}")
