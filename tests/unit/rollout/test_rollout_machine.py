@@ -11,8 +11,7 @@ from kubeloop.rollout.analysis import StepVerdict
 from kubeloop.rollout.machine import Observation, Scale, StableVersion, Workload, decide
 
 T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
-PLAN = CanaryPlan(steps=[CanaryStep(weight=10, interval="30s"), CanaryStep(weight=50, interval="30s"),
-                         CanaryStep(weight=100, interval="30s")])  # fmt: skip
+PLAN = CanaryPlan(steps=[CanaryStep(weight=w, interval="30s") for w in (10, 50, 100)])
 PASS = StepVerdict("Pass", [Measurement(metric="requests", value=80, threshold=50, passed=True)], "fine")
 FAIL = StepVerdict(
     "Fail",
