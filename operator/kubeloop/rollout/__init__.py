@@ -5,7 +5,7 @@ Nothing here talks to the API server or the network; `kubeloop.services.rollout`
 """
 
 from kubeloop.rollout.analysis import StepVerdict, analyse, histogram_quantile, prediction_shift
-from kubeloop.rollout.machine import Decision, Observation, Scale, StableVersion, Workload, decide
+from kubeloop.rollout.machine import Decision, Observation, Scale, StableVersion, Workload, decide, start
 from kubeloop.rollout.metrics import ServerCounters, parse_server_metrics
 from kubeloop.rollout.weights import Split, split
 from kubeloop.rollout.window import Baseline, Traffic, accumulate_stable, traffic
@@ -28,5 +28,6 @@ __all__ = [
     "parse_server_metrics",
     "prediction_shift",
     "split",
+    "start",
     "traffic",
 ]

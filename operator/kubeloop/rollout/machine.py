@@ -24,11 +24,10 @@ and a restart converges to the same place. Side effects are ordered so that traf
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from kubeloop.api import CanaryPlan, RolloutStatus, StepAnalysis
+from kubeloop.api import CanaryPlan, RolloutStatus, StepAnalysis, format_time
 from kubeloop.rollout.analysis import StepVerdict
 from kubeloop.rollout.weights import Routing, Split, full_canary, split
 
@@ -155,9 +154,34 @@ def decide(state: RolloutStatus | None, obs: Observation) -> Decision:
     return _settled(st, obs)
 
 
+def start(state: RolloutStatus | None, obs: Observation) -> Decision | None:
+    """A Production request arrived (`spec.stage` was set to Production): the rollout starts, Pending.
+
+    Called once per request, by the handler of `spec.stage`, never from the periodic reconcile: a version
+    whose old request already ended (promoted and later archived, rolled back, superseded) must not take
+    production back on its own. None when there is nothing to start: the version is already the
+    production one, or its rollout is under way.
+    """
+    st = state or RolloutStatus()
+    if obs.is_stable or st.phase in ACTIVE:
+        return None
+    started = RolloutStatus(
+        phase="Pending", start_time=obs.now, stable_version=obs.stable.name if obs.stable else None
+    )
+    target = "the first production version" if obs.stable is None else f"canary next to {obs.stable.name}"
+    return Decision(
+        started,
+        "Hold",
+        "Pending",
+        f"rollout requested: {target}",
+        requeue=0.0,
+        event=("RolloutStarted", f"stage Production requested: rollout as {target}"),
+    )
+
+
 # -- at rest -------------------------------------------------------------------------------------------------
 def _settled(st: RolloutStatus, obs: Observation) -> Decision:
-    """No rollout under way: start one when Production is requested, else keep the Deployment as it should be."""
+    """No rollout under way (a new one only starts through `start`): keep the Deployment as it should be."""
     if obs.is_stable:
         # The production version serves at its full count; its replicas are otherwise left alone, because a
         # rollout of a newer version scales them.
@@ -170,18 +194,6 @@ def _settled(st: RolloutStatus, obs: Observation) -> Decision:
                 scale=Scale(canary=obs.replicas),
             )
         return Decision(st, "Done", "Serving", "this is the production version", requeue=IDLE_POLL)
-    if obs.desired_production and st.phase == "Idle":
-        started = RolloutStatus(
-            phase="Pending", start_time=obs.now, stable_version=obs.stable.name if obs.stable else None
-        )
-        return Decision(
-            started,
-            "Hold",
-            "Pending",
-            "rollout requested",
-            requeue=0.0,
-            event=("RolloutStarted", "stage Production requested: the canary rollout starts"),
-        )
     if not obs.desired_production and st.phase != "Idle":
         # The request was withdrawn after the rollout ended: a new Production request starts afresh.
         return Decision(_with(st, phase="Idle"), "Hold", "Idle", "no rollout requested", requeue=0.0)
@@ -256,7 +268,8 @@ def _progressing(st: RolloutStatus, obs: Observation) -> Decision:
             st,
             "Hold",
             "StepProgressing",
-            f"{_label(obs, step)}: analysis in {math.ceil(left)}s",
+            # an absolute time, so that the status does not change (and is not rewritten) on every look
+            f"{_label(obs, step)}: analysis at {format_time(due)}",
             requeue=max(left, 0.05),
         )
     if obs.verdict is None:

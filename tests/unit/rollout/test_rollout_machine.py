@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kubeloop.api import CanaryPlan, CanaryStep, Measurement, RolloutStatus
 from kubeloop.rollout.analysis import StepVerdict
-from kubeloop.rollout.machine import Observation, Scale, StableVersion, Workload, decide
+from kubeloop.rollout.machine import Observation, Scale, StableVersion, Workload, decide, start
 
 T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
 PLAN = CanaryPlan(steps=[CanaryStep(weight=w, interval="30s") for w in (10, 50, 100)])
@@ -58,11 +58,36 @@ def progressing(step: int, started: datetime | None = None, **kw) -> RolloutStat
 
 
 # -- starting ---------------------------------------------------------------------------------------------
-def test_production_request_starts_a_pending_rollout_against_the_stable():
-    d = decide(None, obs())
+def test_a_production_request_starts_a_pending_rollout_against_the_stable():
+    d = start(None, obs())
     assert d.rollout.phase == "Pending" and d.rollout.start_time == T0
-    assert d.rollout.stable_version == "iris-v1"
+    assert d.rollout.stable_version == "iris-v1" and d.rollout.analyses == []
     assert d.action == "Hold" and d.requeue == 0 and d.event[0] == "RolloutStarted"
+    assert "canary next to iris-v1" in d.message
+    assert start(None, obs(stable=None)).rollout.stable_version is None
+
+
+@pytest.mark.parametrize("phase", ["Pending", "Progressing", "Paused"])
+def test_a_request_during_a_rollout_changes_nothing(phase):
+    assert start(RolloutStatus(phase=phase, start_time=T0), obs()) is None
+
+
+def test_a_request_for_the_production_version_changes_nothing():
+    assert start(None, obs(is_stable=True)) is None
+
+
+@pytest.mark.parametrize("phase", ["RolledBack", "Superseded", "Promoted", "Idle"])
+def test_a_new_request_after_an_ended_rollout_starts_afresh(phase):
+    old = RolloutStatus(phase=phase, start_time=T0, completion_time=T0, analyses=[], weight=0)
+    d = start(old, obs(now=T0 + timedelta(hours=1)))
+    assert d.rollout.phase == "Pending" and d.rollout.start_time == T0 + timedelta(hours=1)
+
+
+def test_the_periodic_reconcile_never_starts_a_rollout_by_itself():
+    # e.g. a version promoted long ago and archived since, whose spec still says Production
+    for state in (None, RolloutStatus(phase="Promoted", start_time=T0, completion_time=T0)):
+        d = decide(state, obs())
+        assert d.action == "Done" and d.rollout.phase in ("Idle", "Promoted")
 
 
 def test_no_request_no_rollout():
@@ -134,7 +159,8 @@ def test_a_canary_that_never_gets_ready_is_rolled_back():
 def test_holds_until_the_interval_is_over():
     st = progressing(0, started=T0)
     d = decide(st, obs(now=T0 + timedelta(seconds=10), canary=ready(1)))
-    assert d.action == "Hold" and d.requeue == pytest.approx(20) and "analysis in 20s" in d.message
+    assert d.action == "Hold" and d.requeue == pytest.approx(20)
+    assert d.message.endswith("analysis at 2025-03-01T10:00:30Z")
 
 
 def test_replica_counts_changed_by_someone_else_are_restored_without_restarting_the_step():
@@ -285,7 +311,7 @@ def test_retry_after_a_rollback_needs_the_request_withdrawn_first():
     st = RolloutStatus(phase="RolledBack", start_time=T0, completion_time=T0)
     d = decide(st, obs(desired_production=False))
     assert d.rollout.phase == "Idle"
-    d = decide(d.rollout, obs(now=T0 + timedelta(minutes=1)))
+    d = start(d.rollout, obs(now=T0 + timedelta(minutes=1)))
     assert d.rollout.phase == "Pending" and d.rollout.start_time == T0 + timedelta(minutes=1)
     assert d.rollout.analyses == []
 
@@ -332,7 +358,7 @@ class World:
 
 def drive(world: World, verdicts, routing="Replicas", limit=100, **kw):
     """Run decide until the rollout ends; `verdicts` answers each Analyse. Returns the decisions."""
-    state, seen, answers = None, [], iter(verdicts)
+    state, seen, answers = start(None, world.observe(routing=routing, **kw)).rollout, [], iter(verdicts)
     for _ in range(limit):
         d = decide(state, world.observe(routing=routing, **kw))
         if d.action == "Analyse":
@@ -395,7 +421,7 @@ def test_manual_approval_walk():
         ]
     )
     world = World()
-    state = None
+    state = start(None, world.observe(plan=plan)).rollout
     for _ in range(20):
         d = decide(state, world.observe(plan=plan))
         if d.action == "Analyse":
