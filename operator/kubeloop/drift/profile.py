@@ -120,10 +120,23 @@ def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
 def count_numeric(ref: NumericReference, values: np.ndarray) -> np.ndarray:
     """Counts of ``values`` on the reference bins (int64, ``len(edges) + 1``); NaN is ignored."""
     arr = np.asarray(values, dtype=float).ravel()
-    arr = arr[~np.isnan(arr)]
-    # side="left" gives the first edge >= v, which is the index of the right-closed bin holding v.
-    idx = np.searchsorted(np.asarray(ref.edges, dtype=float), arr, side="left")
-    return np.bincount(idx, minlength=len(ref.edges) + 1).astype(np.int64)
+    edges = np.asarray(ref.edges, dtype=float)
+    missing = np.count_nonzero(np.isnan(arr))
+    if len(edges) <= _FEW_EDGES:
+        # One vectorised pass per edge (NaN compares false) beats a binary search per value: about 14x
+        # for 10 bins. Bin k holds (e_k-1, e_k], i.e. #(v <= e_k) - #(v <= e_k-1).
+        at_most = [np.count_nonzero(arr <= e) for e in edges]
+        return np.diff(np.array([0, *at_most, arr.size - missing], dtype=np.int64))
+    # side="left" gives the first edge >= v, the index of the right-closed bin holding v; NaN sorts last.
+    counts = np.bincount(np.searchsorted(edges, arr, side="left"), minlength=len(edges) + 1)
+    counts[-1] -= missing
+    return counts.astype(np.int64)
+
+
+# Up to this many edges, count_numeric compares instead of searching.
+_FEW_EDGES = 64
+# Integer categories spanning up to this many values are counted with bincount instead of a sort.
+_DENSE_INT_RANGE = 1 << 20
 
 
 def _is_missing(value: object) -> bool:
@@ -136,6 +149,11 @@ def _category_counts(values: Sequence | np.ndarray) -> Counter[str]:
         arr = values.ravel()
         if arr.dtype.kind == "f":
             arr = arr[~np.isnan(arr)]
+        if arr.dtype.kind in "iu" and arr.size and int(arr.max()) - int(arr.min()) < _DENSE_INT_RANGE:
+            low = int(arr.min())
+            dense = np.bincount((arr - low).astype(np.intp))
+            seen = np.flatnonzero(dense)
+            return Counter({str(low + int(k)): int(dense[k]) for k in seen})
         keys, counts = np.unique(arr, return_counts=True)
         return Counter({str(k): int(n) for k, n in zip(keys, counts, strict=True)})
     return Counter(str(v) for v in values if not _is_missing(v))

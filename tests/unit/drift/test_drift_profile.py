@@ -157,3 +157,23 @@ def test_typed_arrays_count_like_python_values(values):
 def test_hand_written_profile_sample_is_sorted_on_load():
     profile = DriftProfile(n_rows=3, numeric={}, categorical={}, sample={"x": [3.0, 1.0, 2.0]})
     assert profile.sample["x"] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("n_edges", [0, 1, 9, 64, 65, 300])
+def test_count_numeric_paths_agree_with_a_plain_histogram(n_edges):
+    rng = np.random.default_rng(n_edges)
+    edges = np.unique(rng.normal(size=n_edges))
+    values = np.r_[rng.normal(size=5000), edges[: n_edges // 2], np.nan, np.nan, np.inf, -np.inf]
+    ref = NumericReference(edges=edges.tolist(), counts=[0] * (len(edges) + 1))
+    finite_edges = np.r_[-np.inf, edges, np.inf]
+    # np.histogram bins are left-closed; mirror the values to count right-closed bins.
+    want, _ = np.histogram(-values[~np.isnan(values)], bins=-finite_edges[::-1])
+    assert count_numeric(ref, values).tolist() == want[::-1].tolist()
+
+
+def test_integer_categories_with_negative_and_wide_values_count_right():
+    values = np.array([-3, -3, 7, 2**40, 7, 0])
+    ref = build_profile({}, {"k": values}).categorical["k"]
+    assert dict(zip(ref.categories, ref.counts, strict=False)) == {"-3": 2, "7": 2, "0": 1, str(2**40): 1}
+    narrow = np.array([-3, -3, 7, 7, 0], dtype=np.int16)
+    assert count_categorical(ref, narrow).tolist() == [2, 2, 1, 0, 0]
