@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     watch_timeout: int = Field(
         default=300, gt=0, description="Server-side timeout of a watch request before it is renewed."
     )
+    resync_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest a running TrainingRun waits between checks when no Job event wakes it.",
+    )
     retry_delay: float = Field(
         default=10.0, gt=0, description="Delay before a handler that hit a transient error runs again."
     )

@@ -6,9 +6,13 @@
 - `kubeloop-operator` as a subprocess with its log in a file (printed when a test fails), SIGKILL and
   restart helpers, and its health and metrics endpoints on free loopback ports.
 
-Import the fixtures you use into a test module (the directory is on pytest's pythonpath):
+Load this module as a plugin in a test module (the directory is on pytest's pythonpath), and import the
+helpers by name:
 
-    from operator_fixtures import operator, namespace  # noqa: F401
+    pytest.register_assert_rewrite("operator_fixtures")
+    from operator_fixtures import apply, condition, get, training_run, wait_finished
+
+    pytest_plugins = ["operator_fixtures"]
 
 One operator process serves the whole session; a test that kills or reconfigures it (`operator.kill()`,
 `operator.start(KUBELOOP_...=...)`) gets it back running with the default settings afterwards.
@@ -16,6 +20,7 @@ One operator process serves the whole session; a test that kills or reconfigures
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -30,6 +35,7 @@ from typing import Any
 import fsspec
 import pytest
 import yaml
+from sklearn.datasets import load_iris
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeloop"
@@ -51,7 +57,7 @@ def helm_template(cluster, *templates: str, sets: tuple[str, ...] = ()) -> list[
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def apply(cluster, objects: list[dict]) -> None:
+def server_side_apply(cluster, objects: list[dict]) -> None:
     cluster.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects)
     )
@@ -67,7 +73,7 @@ def install_rbac(cluster, sets: tuple[str, ...] = ()) -> str:
     """Apply the chart's ServiceAccount and RBAC; returns the ServiceAccount's name."""
     cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     objects = helm_template(cluster, "serviceaccount.yaml", "rbac.yaml", sets=sets)
-    apply(cluster, objects)
+    server_side_apply(cluster, objects)
     return next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
 
 
@@ -284,3 +290,61 @@ def condition(obj: dict | None, type_: str) -> dict | None:
         if c["type"] == type_:
             return c
     return None
+
+
+# -- TrainingRuns -------------------------------------------------------------------------------------------
+RUN_TIMEOUT = 180
+
+
+def iris_csv() -> bytes:
+    frame = load_iris(as_frame=True).frame
+    return frame.to_csv(index=False).encode()
+
+
+def training_run(
+    name: str,
+    namespace: str,
+    data_uri: str,
+    *,
+    model: str = "iris",
+    estimator: str = "sklearn.tree.DecisionTreeClassifier",
+    params: dict | None = None,
+    validation: dict | None = None,
+    policy: str = "Manual",
+    data: dict | None = None,
+    training: dict | None = None,
+) -> dict:
+    return {
+        "apiVersion": "kubeloop.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": model,
+            "data": {"uri": data_uri, "target": "target", **(data or {})},
+            "training": {
+                "estimator": {"classPath": estimator, "params": params or {"max_depth": 3}},
+                "seed": 1,
+                "deadlineSeconds": 300,
+                **(training or {}),
+            },
+            "validation": validation or {},
+            "promotion": {"policy": policy},
+        },
+    }
+
+
+def apply(cluster, *objects: dict) -> None:
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def wait_finished(cluster, namespace: str, name: str, timeout: float = RUN_TIMEOUT) -> dict:
+    def done():
+        run = get(cluster, "trainingrun", namespace, name)
+        c = condition(run, "Succeeded")
+        return run if c and c["status"] in ("True", "False") else None
+
+    return wait_for(done, timeout, f"TrainingRun {namespace}/{name} to finish")
+
+
+def read_json(cluster, uri: str) -> dict:
+    return json.loads(s3_fs(cluster).cat_file(uri.removeprefix("s3://")))

@@ -18,4 +18,8 @@ class Retry(ServiceError):
 
 
 class GiveUp(ServiceError):
-    """Permanent: the object cannot make progress until a user changes it; the status says why."""
+    """Permanent: the object cannot make progress until a user changes it; the status says why.
+
+    Not an operator error (the reconcile did its job: it recorded why), so it counts as a success."""
+
+    outcome = "success"

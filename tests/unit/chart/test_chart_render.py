@@ -148,13 +148,12 @@ EXPECTED_RULES = {
     ("kubeloop.dev", "driftmonitors/status"): {"get", "patch"},
     ("kubeloop.dev", "trainingruns/finalizers"): {"update"},
     ("kubeloop.dev", "modelversions/finalizers"): {"update"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "update"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "events"): {"create"},
 }
 
 

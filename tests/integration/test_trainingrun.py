@@ -1,0 +1,128 @@
+"""TrainingRun → Job → gates → ModelVersion on the real local cluster, with the real trainer.
+
+The operator runs as a subprocess under the chart's RBAC (a ServiceAccount token, not the admin); the node
+agent runs the training pods, which read data from and write artifacts to the cluster's S3 store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+pytest.register_assert_rewrite("operator_fixtures")
+from operator_fixtures import (  # noqa: E402
+    apply,
+    condition,
+    get,
+    iris_csv,
+    read_json,
+    training_run,
+    upload,
+    wait_finished,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["operator_fixtures"]
+
+
+def test_a_run_on_iris_registers_v1_with_the_trainers_metrics(cluster, operator, namespace):
+    data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
+    start = time.monotonic()
+    apply(cluster, training_run("iris-1", namespace, data, policy="Auto"))
+    run = wait_finished(cluster, namespace, "iris-1")
+    elapsed = time.monotonic() - start
+    succeeded = condition(run, "Succeeded")
+    assert succeeded["status"] == "True", run["status"]
+    for type_ in ("DataValidated", "Trained", "ModelValidated", "Registered"):
+        assert condition(run, type_)["status"] == "True", (type_, run["status"]["conditions"])
+    assert condition(run, "Ready")["status"] == "True"
+    status = run["status"]
+    assert status["modelVersion"] == "iris-v1" and status["version"] == 1
+    assert status["jobName"] == "iris-1-train"
+
+    mv = get(cluster, "modelversion", namespace, "iris-v1")
+    metrics_json = read_json(cluster, mv["spec"]["artifact"]["uri"] + "/metrics.json")
+    assert mv["spec"]["metrics"] == metrics_json["candidate"]
+    assert mv["spec"]["metrics"] == status["candidateMetrics"]
+    assert mv["spec"]["metrics"]["accuracy"] > 0.8
+    manifest = read_json(cluster, mv["spec"]["artifact"]["uri"] + "/manifest.json")
+    assert manifest["data"]["sha256"] == mv["spec"]["lineage"]["dataHash"] == status["dataHash"]
+    assert mv["spec"]["lineage"]["trainingRun"] == "iris-1"
+    assert mv["spec"]["stage"] == "Production"
+    # Auto policy: registered with Production requested; until rollouts exist, that is the actual stage
+    mv = wait_for(
+        lambda: (
+            (m := get(cluster, "modelversion", namespace, "iris-v1")).get("status", {}).get("stage")
+            == "Production"
+            and m
+        ),
+        30,
+        "iris-v1 to become Production",
+    )
+    assert mv["status"]["history"][-1]["by"] == "TrainingRun iris-1"
+    assert "ownerReferences" not in mv["metadata"]  # outlives its run
+
+    # the Job: owned by the run, restricted, deadline and retries from the spec, task from a ConfigMap
+    job = get(cluster, "job", namespace, "iris-1-train")
+    assert job["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
+    assert job["spec"]["activeDeadlineSeconds"] == 300 and job["spec"]["backoffLimit"] == 0
+    pod_spec = job["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    secret_env = [e for e in container["env"] if "valueFrom" in e]
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in secret_env} == {"kubeloop-s3"}
+    access_key = cluster.s3.access_key
+    assert access_key not in json.dumps(job) and access_key not in json.dumps(run)
+
+    # the registry index lists it as production
+    index = get(cluster, "configmap", namespace, "kubeloop-registry")
+    entry = json.loads(index["data"]["iris.json"])
+    assert entry["production"]["name"] == "iris-v1" and entry["latest"] == 1
+
+    # an Event for each step, none of them carrying the credentials
+    events = get(cluster, "events", namespace)
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "iris-1"]
+    for reason in (
+        "Training",
+        "DataValid",
+        "TrainingComplete",
+        "GatePassed",
+        "VersionRegistered",
+        "Succeeded",
+    ):
+        assert reason in reasons, reasons
+    assert all(access_key not in e.get("message", "") for e in events)
+    print(f"TrainingRun end-to-end (apply to Succeeded, seen by polling): {elapsed:.1f}s")
+
+
+def test_a_champion_the_candidate_cannot_beat_fails_the_gate_with_both_numbers(cluster, operator, namespace):
+    data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
+    apply(cluster, training_run("champ", namespace, data, policy="Auto", params={"max_depth": 4}))
+    assert condition(wait_finished(cluster, namespace, "champ"), "Succeeded")["status"] == "True"
+    wait_for(
+        lambda: (
+            get(cluster, "modelversion", namespace, "iris-v1").get("status", {}).get("stage") == "Production"
+        ),
+        30,
+        "iris-v1 in Production",
+    )
+    gate = {"champion": {"metric": "accuracy", "minImprovement": 0.5}}
+    apply(cluster, training_run("challenger", namespace, data, params={"max_depth": 1}, validation=gate))
+    run = wait_finished(cluster, namespace, "challenger")
+    status = run["status"]
+    succeeded = condition(run, "Succeeded")
+    assert succeeded["status"] == "False" and succeeded["reason"] == "GateFailed"
+    assert condition(run, "ModelValidated")["reason"] == "ChampionNotBeaten"
+    assert condition(run, "Registered")["status"] == "False"
+    candidate, champion = status["candidateMetrics"]["accuracy"], status["championMetrics"]["accuracy"]
+    assert f"{candidate:.6g}" in succeeded["message"] and f"{champion:.6g}" in succeeded["message"]
+    assert status["championVersion"] == "iris-v1"
+    # the champion was scored on the same split: its accuracy there is the one it was registered with
+    assert champion == get(cluster, "modelversion", namespace, "iris-v1")["spec"]["metrics"]["accuracy"]
+    assert [m["metadata"]["name"] for m in get(cluster, "modelversions", namespace)] == ["iris-v1"]
+    assert "modelVersion" not in status
