@@ -3,6 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install tools lint test unit integration e2e crds chart cluster-up cluster-down demo bench clean
 
@@ -39,6 +40,9 @@ e2e: tools
 
 test: lint tools  ## the test command: lint, then unit, integration and e2e tests in one session
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: tools  ## the closed loop on a local cluster of its own: live view, lineage, demo-output/closed-loop.png
+	$(BIN)/kubeloop-demo $(DEMO_ARGS)
 
 cluster-up: tools  ## start the local cluster; prints the kubeconfig path
 	@$(BIN)/kubeloop-cluster up

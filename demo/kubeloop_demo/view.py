@@ -1,0 +1,193 @@
+"""The live view: a compact board of the three kinds and the traffic, refreshed in place (rich), with each
+transition printed above it as a log line. `PlainView` prints only the log lines (no terminal, CI, tests).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from kubeloop_demo.lineage import trigger_annotation
+from kubeloop_demo.observe import RUN_CONDITIONS, Transition, condition, rollout_label, status
+from kubeloop_demo.story import Board, View
+
+MARK = {"True": ("✔", "green"), "False": ("✘", "red"), "Unknown": ("…", "yellow")}
+
+
+def _mark(obj: dict[str, Any], type_: str) -> Text:
+    c = condition(obj, type_)
+    if c is None:
+        return Text("·", style="dim")
+    symbol, style = MARK.get(c.get("status", ""), ("?", "yellow"))
+    return Text(symbol, style=style)
+
+
+def trigger_text(run: dict[str, Any]) -> str:
+    trigger = trigger_annotation(run)
+    if trigger is None:
+        return "manual"
+    window = f" w{trigger['window']}" if trigger.get("window") is not None else ""
+    return f"{trigger.get('reason', '?')}{window}"
+
+
+def runs_table(board: Board) -> Table:
+    table = Table(title="TrainingRuns", title_justify="left", expand=True, box=None, header_style="bold")
+    for column in ("name", "trigger", "data", "trained", "gate", "registered", "succeeded", "version"):
+        table.add_column(column, no_wrap=True)
+    for run in board.observer.items("TrainingRun"):
+        marks = [_mark(run, type_) for type_ in RUN_CONDITIONS]
+        version = status(run).get("modelVersion") or ""
+        table.add_row(run["metadata"]["name"], trigger_text(run), *marks, version)
+    return table
+
+
+def versions_table(board: Board) -> Table:
+    table = Table(title="ModelVersions", title_justify="left", expand=True, box=None, header_style="bold")
+    for column in ("name", "desired", "stage", "rollout", "ready", "last analysis"):
+        table.add_column(column, no_wrap=column != "last analysis", overflow="ellipsis")
+    for version in board.observer.items("ModelVersion"):
+        st = status(version)
+        analyses = (st.get("rollout") or {}).get("analyses") or []
+        last = analyses[-1] if analyses else None
+        verdict = Text("")
+        if last:
+            style = {"Pass": "green", "Fail": "red"}.get(last.get("verdict"), "yellow")
+            verdict = Text(f"step {int(last.get('step', 0)) + 1}: {last.get('verdict')}", style=style)
+            verdict.append(f"  {last.get('message', '')}", style="dim")
+        rolled_back = condition(version, "RolledBack")
+        stage = st.get("stage") or "-"
+        if rolled_back and rolled_back.get("status") == "True":
+            stage += " (rolled back)"
+        table.add_row(
+            version["metadata"]["name"],
+            version["spec"].get("stage", "None"),
+            stage,
+            rollout_label(st.get("rollout")) or "-",
+            str(st.get("readyReplicas", 0)),
+            verdict,
+        )
+    return table
+
+
+def _feature_scores(monitor: dict[str, Any]) -> Text:
+    text = Text()
+    for f in status(monitor).get("features") or []:
+        if text:
+            text.append("  ")
+        p = f.get("pValue")
+        value = f"p={p:.1e}" if isinstance(p, int | float) else f"{f.get('score', 0):.3g}"
+        text.append(f"{f['name']} {value}", style="bold red" if f.get("drifted") else "")
+    return text
+
+
+def monitor_table(board: Board) -> Table:
+    table = Table(title="DriftMonitor", title_justify="left", expand=True, box=None, header_style="bold")
+    for column in (
+        "name",
+        "watching",
+        "window",
+        "verdict",
+        "drifted",
+        "online acc",
+        "features (last window)",
+    ):
+        table.add_column(column, no_wrap=column != "features (last window)")
+    for monitor in board.observer.items("DriftMonitor"):
+        st = status(monitor)
+        performance = st.get("performance") or {}
+        accuracy = performance.get("value")
+        verdict = st.get("verdict") or "-"
+        style = {"Drift": "bold red", "NoDrift": "green"}.get(verdict, "yellow")
+        table.add_row(
+            monitor["metadata"]["name"],
+            st.get("modelVersion") or "-",
+            f"#{st.get('window', 0)} ({st.get('sampleCount', 0)} rows)",
+            Text(verdict, style=style),
+            _mark(monitor, "Drifted"),
+            f"{accuracy:.2f}" if isinstance(accuracy, int | float) else "-",
+            _feature_scores(monitor),
+        )
+    return table
+
+
+def traffic_line(board: Board) -> Text:
+    summary = board.traffic
+    if summary is None:
+        return Text("traffic: not started", style="dim")
+    text = Text("traffic: ", style="bold")
+    text.append(f"{summary.rate:.1f} req/s to {summary.endpoints} endpoints, ")
+    if summary.accuracy is not None:
+        style = "green" if summary.accuracy >= 0.9 else "red"
+        text.append(f"online accuracy {summary.accuracy:.2f}", style=style)
+    shares = ", ".join(f"v{version} {share:.0%}" for version, share in summary.share.items())
+    text.append(
+        f" (last 10 s; {shares or 'no answers'}), {summary.requests} requests, {summary.errors} errors"
+    )
+    text.append(f"\n         world: {summary.world}", style="dim")
+    return text
+
+
+def board_renderable(board: Board) -> Group:
+    header = Text(f"kubeloop demo  {board.elapsed:5.0f}s  ", style="bold")
+    header.append(board.stage, style="bold cyan")
+    header.append(f"  ({board.stage_elapsed:.0f}s of at most {board.stage_deadline:.0f}s)", style="dim")
+    return Group(header, runs_table(board), versions_table(board), monitor_table(board), traffic_line(board))
+
+
+class PlainView(View):
+    """Timestamped log lines only."""
+
+    def __init__(self, out: TextIO | None = None, t0: float | None = None):
+        """`t0`: the time.monotonic() the timestamps count from (the story's)."""
+        self.out = out or sys.stdout
+        self.t0 = time.monotonic() if t0 is None else t0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _print(self, text: str) -> None:
+        print(f"[{self.elapsed:6.1f}s] {text}", file=self.out, flush=True)
+
+    def stage(self, title: str, deadline: float) -> None:
+        self._print(f"== {title} (deadline {deadline:.0f}s)")
+
+    def transition(self, transition: Transition) -> None:
+        self._print(transition.line())
+
+    def note(self, text: str) -> None:
+        self._print(text)
+
+    def render(self, board: Board) -> None:
+        pass
+
+
+class LiveView(PlainView):
+    """The board refreshed in place at the bottom of the terminal; log lines scroll above it."""
+
+    def __init__(self, console: Console | None = None, t0: float | None = None):
+        super().__init__(t0=t0)
+        self.console = console or Console()
+        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self.live.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.live.stop()
+
+    def _print(self, text: str) -> None:
+        self.console.print(Text(f"[{self.elapsed:6.1f}s] ", style="dim") + Text(text), soft_wrap=True)
+
+    def stage(self, title: str, deadline: float) -> None:
+        self.console.rule(f"{title}  (deadline {deadline:.0f}s)", style="cyan")
+
+    def render(self, board: Board) -> None:
+        self.live.update(board_renderable(board), refresh=True)
