@@ -42,6 +42,22 @@ from kubeloop.contract.metrics import (
 )
 from kubeloop.contract.model_card import render_model_card
 from kubeloop.contract.monitoring import FeedbackRequest, FeedbackStats, MonitoringSnapshot
+from kubeloop.contract.serving import (
+    BIND_ADDRESS_ENV,
+    DEFAULT_PORT,
+    LIVE_PATH,
+    METRICS_PATH,
+    MODEL_DIGEST_ENV,
+    MODEL_NAME_ENV,
+    MODEL_URI_ENV,
+    MODEL_VERSION_ENV,
+    PORT_ENV,
+    READY_PATH,
+    feedback_path,
+    infer_path,
+    model_path,
+    monitoring_path,
+)
 from kubeloop.contract.signature import ClassLabel, Feature, ModelSignature, TaskKind
 from kubeloop.contract.summary import (
     EXIT_CODES,
@@ -66,17 +82,27 @@ from kubeloop.contract.task import (
 )
 
 __all__ = [
+    "BIND_ADDRESS_ENV",
     "CLASSIFICATION_METRICS",
     "CONTENT_FILES",
+    "DEFAULT_PORT",
     "DEFAULT_TERMINATION_LOG",
     "DRIFT_PROFILE_FILE",
     "EXIT_CODES",
+    "LIVE_PATH",
     "LOWER_IS_BETTER",
     "MANIFEST_FILE",
     "METRICS_FILE",
+    "METRICS_PATH",
     "MODEL_CARD_FILE",
+    "MODEL_DIGEST_ENV",
     "MODEL_FILE",
+    "MODEL_NAME_ENV",
+    "MODEL_URI_ENV",
+    "MODEL_VERSION_ENV",
     "PERMANENT_FAILURES",
+    "PORT_ENV",
+    "READY_PATH",
     "REGRESSION_METRICS",
     "SIGNATURE_FILE",
     "TASK_ENV",
@@ -108,12 +134,16 @@ __all__ = [
     "Violation",
     "artifact_digest",
     "artifact_file_uri",
+    "feedback_path",
     "hash_bytes",
     "hash_file",
     "hash_stream",
     "higher_is_better",
     "improvement",
+    "infer_path",
     "join_uri",
+    "model_path",
+    "monitoring_path",
     "parse_termination_message",
     "permanent_exit_codes",
     "render_model_card",

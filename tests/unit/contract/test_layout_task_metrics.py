@@ -68,3 +68,12 @@ def test_task_document_refuses_bad_values():
         TrainerTask.model_validate({**TASK, "testSize": 1.5})
     with pytest.raises(ValidationError):
         TrainerTask.model_validate({**TASK, "data": {**TASK["data"], "uri": "http://x/y.csv"}})
+
+
+def test_serving_paths():
+    from kubeloop.contract import feedback_path, infer_path, model_path, monitoring_path
+
+    assert model_path("iris") == "/v2/models/iris"
+    assert infer_path("iris", "3") == "/v2/models/iris/versions/3/infer"
+    assert monitoring_path("iris") == "/v2/models/iris/monitoring"
+    assert feedback_path("iris", "3") == "/v2/models/iris/versions/3/feedback"

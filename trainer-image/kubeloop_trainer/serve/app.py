@@ -20,7 +20,16 @@ from typing import Any
 
 import numpy as np
 import orjson
-from kubeloop.contract import FeedbackRequest
+from kubeloop.contract import (
+    LIVE_PATH,
+    METRICS_PATH,
+    READY_PATH,
+    FeedbackRequest,
+    feedback_path,
+    infer_path,
+    model_path,
+    monitoring_path,
+)
 from pydantic import ValidationError
 
 from kubeloop_trainer.serve import prometheus
@@ -105,10 +114,10 @@ class InferenceApp:
     def _install_base_routes(self) -> None:
         get = frozenset({"GET", "HEAD"})
         self.routes = {
-            "/v2/health/live": (get, lambda s, b, t: _json(200, {"live": True})),
-            "/v2/health/ready": (get, self._ready),
+            LIVE_PATH: (get, lambda s, b, t: _json(200, {"live": True})),
+            READY_PATH: (get, self._ready),
             "/v2": (get, self._server_metadata),
-            "/metrics": (get, self._metrics),
+            METRICS_PATH: (get, self._metrics),
         }
 
     def install(self, served: Served) -> None:
@@ -119,12 +128,12 @@ class InferenceApp:
         routes = dict(self.routes)
         metadata = _json(200, _model_metadata(served))
         ready = _json(200, {"name": served.name, "ready": True})
-        for prefix in (f"/v2/models/{served.name}", f"/v2/models/{served.name}/versions/{served.version}"):
-            routes[prefix] = (get, lambda s, b, t: metadata)
-            routes[f"{prefix}/ready"] = (get, lambda s, b, t: ready)
-            routes[f"{prefix}/infer"] = (post, self._infer)
-            routes[f"{prefix}/monitoring"] = (get, self._monitoring)
-            routes[f"{prefix}/feedback"] = (post, self._feedback)
+        for version in (None, served.version):
+            routes[model_path(served.name, version)] = (get, lambda s, b, t: metadata)
+            routes[f"{model_path(served.name, version)}/ready"] = (get, lambda s, b, t: ready)
+            routes[infer_path(served.name, version)] = (post, self._infer)
+            routes[monitoring_path(served.name, version)] = (get, self._monitoring)
+            routes[feedback_path(served.name, version)] = (post, self._feedback)
         self.routes = routes
 
     # -- handlers ----------------------------------------------------------------------------------------

@@ -6,6 +6,16 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kubeloop.contract import (
+    BIND_ADDRESS_ENV,
+    DEFAULT_PORT,
+    MODEL_DIGEST_ENV,
+    MODEL_NAME_ENV,
+    MODEL_URI_ENV,
+    MODEL_VERSION_ENV,
+    PORT_ENV,
+)
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -37,20 +47,20 @@ def bind_address(env: Mapping[str, str]) -> str:
     Binding to the pod IP lets several pods on one host (the local node agent gives each pod its own
     loopback address) use the same port.
     """
-    return env.get("KUBELOOP_BIND_ADDRESS") or env.get("POD_IP") or "0.0.0.0"
+    return env.get(BIND_ADDRESS_ENV) or env.get("POD_IP") or "0.0.0.0"
 
 
 def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSettings:
-    uri = args.model_uri or env.get("KUBELOOP_MODEL_URI")
+    uri = args.model_uri or env.get(MODEL_URI_ENV)
     if not uri:
-        raise SystemExit("no model: pass --model-uri or set KUBELOOP_MODEL_URI")
+        raise SystemExit(f"no model: pass --model-uri or set {MODEL_URI_ENV}")
     return ServeSettings(
         model_uri=uri,
-        model_name=args.model_name or env.get("KUBELOOP_MODEL_NAME") or None,
-        model_version=args.model_version or env.get("KUBELOOP_MODEL_VERSION") or "1",
-        model_digest=args.model_digest or env.get("KUBELOOP_MODEL_DIGEST") or None,
+        model_name=args.model_name or env.get(MODEL_NAME_ENV) or None,
+        model_version=args.model_version or env.get(MODEL_VERSION_ENV) or "1",
+        model_digest=args.model_digest or env.get(MODEL_DIGEST_ENV) or None,
         host=args.host or bind_address(env),
-        port=args.port if args.port is not None else _int(env, "KUBELOOP_PORT", 8080),
+        port=args.port if args.port is not None else _int(env, PORT_ENV, DEFAULT_PORT),
         reservoir_size=_int(env, "KUBELOOP_RESERVOIR_SIZE", 1000),
         feedback_max_requests=_int(env, "KUBELOOP_FEEDBACK_MAX_REQUESTS", 10_000),
         feedback_max_rows=_int(env, "KUBELOOP_FEEDBACK_MAX_ROWS", 100_000),
