@@ -201,6 +201,23 @@ def start(server: Server, cpu: int | None, work: Path) -> subprocess.Popen:
         time.sleep(0.5)
 
 
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in a process group (a server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the command name: state, ppid, pgrp, ..., utime (11), stime (12), 0-based
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -338,8 +355,10 @@ def main() -> None:
     load_before = os.getloadavg()
     procs = []
     try:
+        proc_of: dict[str, subprocess.Popen] = {}
         for server in fleet:
             procs.append(start(server, server_cpu, work))
+            proc_of[server.name] = procs[-1]
             check_prediction(server, work, prepared["expected"])
             wrk(server, work, 4, 1.0, load_cpu)  # warm-up
         sweeps: dict[str, list[dict]] = {s.name: [] for s in fleet}
@@ -362,13 +381,24 @@ def main() -> None:
                 log(
                     f"round {round_ + 1}: {server.name} at a fixed {fixed:.0f}/s for {args.fixed_duration:.0f} s"
                 )
-                fixed_results[server.name].append(load(server, work, fixed, args.fixed_duration, load_cpu))
+                before = cpu_seconds(proc_of[server.name].pid)
+                result = load(server, work, fixed, args.fixed_duration, load_cpu)
+                used = cpu_seconds(proc_of[server.name].pid) - before
+                # CPU per request hardly depends on what else runs on the machine: the steadiest figure here.
+                result["cpu_us_per_request"] = (
+                    used / result["completed"] * 1e6 if result["completed"] else None
+                )
+                fixed_results[server.name].append(result)
     finally:
         for proc in procs:
             stop(proc)
     load_after = os.getloadavg()
     p99 = {name: statistics.median(r["p99_ms"] for r in runs) for name, runs in fixed_results.items()}
     p50 = {name: statistics.median(r["p50_ms"] for r in runs) for name, runs in fixed_results.items()}
+    cpu = {
+        name: statistics.median(r["cpu_us_per_request"] or float("nan") for r in runs)
+        for name, runs in fixed_results.items()
+    }
     report = {
         "estimator": args.estimator,
         "params": json.loads(args.params),
@@ -384,6 +414,7 @@ def main() -> None:
         "fixed_rate_rps": fixed,
         "p99_ms_at_fixed_rate": p99,
         "p50_ms_at_fixed_rate": p50,
+        "server_cpu_us_per_request_at_fixed_rate": cpu,
         "ratios_per_round": {
             peer: {
                 "throughput": [
@@ -401,6 +432,7 @@ def main() -> None:
             peer: {
                 "throughput": max_rate["kubeloop"] / max_rate[peer] if max_rate[peer] else None,
                 "p99": p99["kubeloop"] / p99[peer] if p99[peer] else None,
+                "cpu_per_request": cpu["kubeloop"] / cpu[peer] if cpu[peer] else None,
             }
             for peer in ("mlserver-pw0", "mlserver-pw1")
         },
@@ -412,14 +444,18 @@ def main() -> None:
         args.out.write_text(text + "\n")
     print(text)
     print()
-    print(f"| server | max req/s with p99 < {args.slo_ms:g} ms | p50 / p99 at {fixed:.0f} req/s (ms) |")
-    print("|---|---|---|")
+    print(
+        f"| server | max req/s with p99 < {args.slo_ms:g} ms | p50 / p99 at {fixed:.0f} req/s (ms) "
+        "| server CPU per request (µs) |"
+    )
+    print("|---|---|---|---|")
     for name in max_rate:
-        print(f"| {name} | {max_rate[name]:.0f} | {p50[name]:.2f} / {p99[name]:.2f} |")
+        print(f"| {name} | {max_rate[name]:.0f} | {p50[name]:.2f} / {p99[name]:.2f} | {cpu[name]:.0f} |")
     for peer, r in report["ratios"].items():
         tp = f"{r['throughput']:.2f}x" if r["throughput"] else "n/a"
         lat = f"{r['p99']:.2f}x" if r["p99"] else "n/a"
-        print(f"kubeloop vs {peer}: throughput {tp}, p99 {lat} (below 1 is better)")
+        cpr = f"{r['cpu_per_request']:.2f}x" if r["cpu_per_request"] else "n/a"
+        print(f"kubeloop vs {peer}: throughput {tp}, p99 {lat}, CPU per request {cpr} (below 1 is better)")
     shutil.rmtree(work, ignore_errors=True)
 
 
