@@ -27,7 +27,7 @@ from kubeloop.monitoring.reservoir import SampleMemory, pod_window_sample, pool_
 from kubeloop.monitoring.status import baseline_status, judged_status
 from kubeloop.monitoring.window import Baselines, aggregate
 
-__all__ = ["CheckInputs", "CheckPlan", "check", "record_of", "status_after", "trigger_of"]
+__all__ = ["CheckInputs", "CheckPlan", "check", "next_check_at", "record_of", "status_after", "trigger_of"]
 
 _SAMPLE_METHODS = frozenset({DriftMethod.KS, DriftMethod.WASSERSTEIN})
 
@@ -213,3 +213,9 @@ def record_of(trigger: Trigger, name: str, now: datetime) -> RetrainRecord:
         scores=trigger.scores,
         message=trigger.message,
     )
+
+
+def next_check_at(spec: DriftMonitorSpec, status: DriftMonitorStatus | None) -> datetime | None:
+    """When the next check is due: one interval after the last; None means now (never checked)."""
+    last = status.last_check_time if status is not None else None
+    return None if last is None else last + spec.interval

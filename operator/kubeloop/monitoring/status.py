@@ -125,13 +125,14 @@ def judged_status(
 def unobservable_status(
     before: DriftMonitorStatus,
     *,
-    state: Literal["InProgress", "Failed"],
+    state: Literal["Current", "InProgress", "Failed"],
     reason: str,
     message: str,
     generation: int | None,
     now: datetime,
 ) -> DriftMonitorStatus:
-    """Nothing could be judged: no production version, no reachable server, or a spec that cannot work.
+    """Nothing could be judged: suspended (Current), no production version or no reachable server
+    (InProgress), or a spec that cannot work (Failed).
 
     Drifted becomes Unknown with the same reason (nothing is known about the traffic). The window counters
     are kept as they are: the next judged window continues from them.
