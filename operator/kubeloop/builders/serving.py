@@ -34,6 +34,18 @@ from kubeloop.builders.labels import (
     child_name,
     owner_reference,
 )
+from kubeloop.contract import (
+    BIND_ADDRESS_ENV,
+    DEFAULT_PORT,
+    LIVE_PATH,
+    METRICS_PATH,
+    MODEL_DIGEST_ENV,
+    MODEL_NAME_ENV,
+    MODEL_URI_ENV,
+    MODEL_VERSION_ENV,
+    PORT_ENV,
+    READY_PATH,
+)
 
 Track = Literal["stable", "canary", "retired"]
 
@@ -41,7 +53,7 @@ TRACK_LABEL = "kubeloop.dev/track"
 SERVER_NAME = "kubeloop-server"
 SERVER_COMPONENT = "model-server"
 CONTAINER = "server"
-PORT = 8080
+PORT = DEFAULT_PORT
 PORT_NAME = "http"
 PVC_ROOT = "/mnt/pvc"  # the server's default KUBELOOP_PVC_ROOT
 NON_ROOT_UID = 65532
@@ -85,7 +97,7 @@ class ServingPlan:
     s3_endpoint_url: str = ""
     allowed_modules: str = ""
     drain_seconds: int = 5
-    readiness_period_seconds: int = 2
+    readiness_period_seconds: int = 1
     # How long a scale-up may go without a new Ready pod before the Deployment reports
     # ProgressDeadlineExceeded, which the rollout treats as a canary that cannot start.
     progress_deadline_seconds: int = 600
@@ -141,13 +153,13 @@ def _probe(path: str, period: int, failures: int, timeout: int = 2) -> dict[str,
 def server_container(plan: ServingPlan) -> dict[str, Any]:
     spec = plan.spec
     env: list[dict[str, Any]] = [
-        {"name": "KUBELOOP_MODEL_URI", "value": spec.artifact.uri},
-        {"name": "KUBELOOP_MODEL_DIGEST", "value": spec.artifact.digest},
-        {"name": "KUBELOOP_MODEL_NAME", "value": spec.model},
-        {"name": "KUBELOOP_MODEL_VERSION", "value": str(spec.version)},
-        {"name": "KUBELOOP_PORT", "value": str(PORT)},
+        {"name": MODEL_URI_ENV, "value": spec.artifact.uri},
+        {"name": MODEL_DIGEST_ENV, "value": spec.artifact.digest},
+        {"name": MODEL_NAME_ENV, "value": spec.model},
+        {"name": MODEL_VERSION_ENV, "value": str(spec.version)},
+        {"name": PORT_ENV, "value": str(PORT)},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "KUBELOOP_BIND_ADDRESS", "value": "$(POD_IP)"},
+        {"name": BIND_ADDRESS_ENV, "value": "$(POD_IP)"},
         {"name": "HOME", "value": "/tmp"},
         {"name": "TMPDIR", "value": "/tmp"},
     ]
@@ -166,10 +178,10 @@ def server_container(plan: ServingPlan) -> dict[str, Any]:
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         # Ready only once the model is loaded (the server answers liveness while it loads).
-        "readinessProbe": _probe("/v2/health/ready", plan.readiness_period_seconds, 2),
-        "livenessProbe": _probe("/v2/health/live", 10, 3, timeout=3),
+        "readinessProbe": _probe(READY_PATH, plan.readiness_period_seconds, 2),
+        "livenessProbe": _probe(LIVE_PATH, 10, 3, timeout=3),
         # A large model may take minutes to download; liveness starts counting only after startup.
-        "startupProbe": _probe("/v2/health/live", 2, 150),
+        "startupProbe": _probe(LIVE_PATH, 2, 150),
         "lifecycle": {"preStop": {"sleep": {"seconds": plan.drain_seconds}}},
         "resources": resources.model_dump(mode="json"),
         "volumeMounts": mounts,
@@ -216,7 +228,7 @@ def deployment(plan: ServingPlan) -> dict[str, Any]:
                     "annotations": {
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(PORT),
-                        "prometheus.io/path": "/metrics",
+                        "prometheus.io/path": METRICS_PATH,
                     },
                 },
                 "spec": {

@@ -35,6 +35,7 @@ class Baseline(BaseModel):
     # prediction-shift check when the stable no longer serves (the 100% step).
     stable_predictions: dict[str, float] = Field(default_factory=dict)
     stable_prediction_kind: str | None = None
+    stable_through_step: int | None = None  # the last step whose stable predictions are in the total
 
 
 def delta(now: ServerCounters, before: ServerCounters) -> ServerCounters | None:
