@@ -172,17 +172,17 @@ class Traffic:
             self.last_error = f"endpoint refresh: {e}"
 
     def _post(self, endpoint: Endpoint, path: str, body: bytes) -> tuple[int, dict]:
-        connection = self._connections.get(endpoint.address)
+        connection = self._connections.get(endpoint.url)
         if connection is None:
             connection = http.client.HTTPConnection(endpoint.address, endpoint.port, timeout=5)
-            self._connections[endpoint.address] = connection
+            self._connections[endpoint.url] = connection
         try:
             connection.request("POST", path, body, {"Content-Type": "application/json"})
             response = connection.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException):
             connection.close()
-            self._connections.pop(endpoint.address, None)
+            self._connections.pop(endpoint.url, None)
             raise
         return response.status, (json.loads(payload) if payload else {})
 
@@ -197,9 +197,9 @@ class Traffic:
         # Like a client behind a Service: a connection refused by a pod that just went away is retried once
         # on another address; an HTTP error answer is not retried (it counts against the version).
         for _attempt in range(2):
-            candidates = [e for e in ready if e.address not in tried] or ready
+            candidates = [e for e in ready if e.url not in tried] or ready
             endpoint = self._pick.choice(candidates)
-            tried.add(endpoint.address)
+            tried.add(endpoint.url)
             t0 = time.perf_counter()
             try:
                 status, answer = self._post(endpoint, path, body)
