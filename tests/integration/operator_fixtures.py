@@ -241,6 +241,24 @@ def operator(operator_session) -> Iterator[OperatorProcess]:
         operator_session.start()
 
 
+@pytest.fixture(scope="session")
+def registry_context(operator_setup):
+    """The operator's services in the test process, under the same ServiceAccount token: for calling the
+    registry's API (`promote()`) the way a completed rollout does."""
+    from kubeloop.k8s import EventRecorder, Kube
+    from kubeloop.services.context import Context
+    from kubeloop.settings import Settings
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+
+    configuration = kclient.Configuration()
+    kconfig.load_kube_config(str(operator_setup["kubeconfig"]), client_configuration=configuration)
+    kube = Kube(configuration)
+    context = Context(settings=Settings(), kube=kube, events=EventRecorder(kube, "integration-test"))
+    yield context
+    kube.close()
+
+
 @pytest.fixture
 def namespace(cluster) -> Iterator[str]:
     """A fresh namespace with the S3 Secret that training pods read their credentials from."""

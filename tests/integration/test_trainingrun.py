@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from kubeloop.registry import promote
 
 pytest.register_assert_rewrite("operator_fixtures")
 from operator_fixtures import (  # noqa: E402
@@ -31,7 +32,7 @@ pytest_plugins = ["operator_fixtures"]
 def test_a_run_on_iris_registers_v1_with_the_trainers_metrics(cluster, operator, namespace):
     data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
     start = time.monotonic()
-    apply(cluster, training_run("iris-1", namespace, data, policy="Auto"))
+    apply(cluster, training_run("iris-1", namespace, data))
     run = wait_finished(cluster, namespace, "iris-1")
     elapsed = time.monotonic() - start
     succeeded = condition(run, "Succeeded")
@@ -51,18 +52,19 @@ def test_a_run_on_iris_registers_v1_with_the_trainers_metrics(cluster, operator,
     manifest = read_json(cluster, mv["spec"]["artifact"]["uri"] + "/manifest.json")
     assert manifest["data"]["sha256"] == mv["spec"]["lineage"]["dataHash"] == status["dataHash"]
     assert mv["spec"]["lineage"]["trainingRun"] == "iris-1"
-    assert mv["spec"]["stage"] == "Production"
-    # Auto policy: registered with Production requested; until rollouts exist, that is the actual stage
-    mv = wait_for(
-        lambda: (
-            (m := get(cluster, "modelversion", namespace, "iris-v1")).get("status", {}).get("stage")
-            == "Production"
-            and m
-        ),
-        30,
-        "iris-v1 to become Production",
+    assert mv["spec"]["stage"] == "Staging"  # Manual policy: registered as Staging, waiting for a user
+
+    def in_staging():
+        found = get(cluster, "modelversion", namespace, "iris-v1")
+        return found if (found.get("status") or {}).get("stage") == "Staging" else None
+
+    mv = wait_for(in_staging, 30, "iris-v1 to be in Staging")
+    recorded = mv["status"]["history"][-1]
+    assert (recorded["to"], recorded["by"], recorded["reason"]) == (
+        "Staging",
+        "TrainingRun iris-1",
+        "Registered",
     )
-    assert mv["status"]["history"][-1]["by"] == "TrainingRun iris-1"
     assert "ownerReferences" not in mv["metadata"]  # outlives its run
 
     # the Job: owned by the run, restricted, deadline and retries from the spec, task from a ConfigMap
@@ -79,10 +81,15 @@ def test_a_run_on_iris_registers_v1_with_the_trainers_metrics(cluster, operator,
     access_key = cluster.s3.access_key
     assert access_key not in json.dumps(job) and access_key not in json.dumps(run)
 
-    # the registry index lists it as production
-    index = get(cluster, "configmap", namespace, "kubeloop-registry")
-    entry = json.loads(index["data"]["iris.json"])
-    assert entry["production"]["name"] == "iris-v1" and entry["latest"] == 1
+    # the registry index lists it
+    def indexed():
+        data = (get(cluster, "configmap", namespace, "kubeloop-registry") or {}).get("data") or {}
+        entry = json.loads(data.get("iris.json", "{}"))
+        return entry if entry.get("staging") else None
+
+    entry = wait_for(indexed, 30, "the index to list iris-v1 in staging")
+    assert [v["name"] for v in entry["staging"]] == ["iris-v1"] and entry["latest"] == 1
+    assert entry["production"] is None
 
     # an Event for each step, none of them carrying the credentials
     events = get(cluster, "events", namespace)
@@ -100,17 +107,15 @@ def test_a_run_on_iris_registers_v1_with_the_trainers_metrics(cluster, operator,
     print(f"TrainingRun end-to-end (apply to Succeeded, seen by polling): {elapsed:.1f}s")
 
 
-def test_a_champion_the_candidate_cannot_beat_fails_the_gate_with_both_numbers(cluster, operator, namespace):
+def test_a_champion_the_candidate_cannot_beat_fails_the_gate_with_both_numbers(
+    cluster, operator, namespace, registry_context
+):
     data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
-    apply(cluster, training_run("champ", namespace, data, policy="Auto", params={"max_depth": 4}))
+    apply(cluster, training_run("champ", namespace, data, params={"max_depth": 4}))
     assert condition(wait_finished(cluster, namespace, "champ"), "Succeeded")["status"] == "True"
-    wait_for(
-        lambda: (
-            get(cluster, "modelversion", namespace, "iris-v1").get("status", {}).get("stage") == "Production"
-        ),
-        30,
-        "iris-v1 in Production",
-    )
+    # make it the champion, as a completed rollout does
+    promote(registry_context, namespace, "iris-v1", by="test rollout", reason="Promoted")
+    assert get(cluster, "modelversion", namespace, "iris-v1")["status"]["stage"] == "Production"
     gate = {"champion": {"metric": "accuracy", "minImprovement": 0.5}}
     apply(cluster, training_run("challenger", namespace, data, params={"max_depth": 1}, validation=gate))
     run = wait_finished(cluster, namespace, "challenger")

@@ -118,6 +118,11 @@ def labels(plan: TrainingJobPlan) -> dict[str, str]:
     }
 
 
+def _champion_annotation(plan: TrainingJobPlan) -> dict[str, str]:
+    """The champion's ModelVersion, on both children: the gate compares with the one the trainer scored."""
+    return {CHAMPION_ANNOTATION: plan.champion_name} if plan.champion_name else {}
+
+
 def task_document(plan: TrainingJobPlan) -> TrainerTask:
     trigger = read_trigger(plan.run["metadata"].get("annotations"))
     training = plan.spec.training
@@ -145,6 +150,7 @@ def task_config_map(plan: TrainingJobPlan) -> dict[str, Any]:
             "name": task_config_map_name(plan.name),
             "namespace": plan.namespace,
             "labels": labels(plan),
+            "annotations": _champion_annotation(plan),
             "ownerReferences": [owner_reference(plan.run)],
         },
         "immutable": True,
@@ -241,7 +247,6 @@ def training_job(plan: TrainingJobPlan) -> dict[str, Any]:
     }
     if plan.service_account:
         pod_spec["serviceAccountName"] = plan.service_account
-    annotations = {CHAMPION_ANNOTATION: plan.champion_name} if plan.champion_name else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -249,7 +254,7 @@ def training_job(plan: TrainingJobPlan) -> dict[str, Any]:
             "name": job_name(plan.name),
             "namespace": plan.namespace,
             "labels": labels(plan),
-            "annotations": annotations,
+            "annotations": _champion_annotation(plan),
             "ownerReferences": [owner_reference(plan.run)],
         },
         "spec": {

@@ -73,7 +73,7 @@ def parse(data: Mapping[str, str] | None) -> dict[str, ModelIndex]:
 
 def render(index: Mapping[str, ModelIndex]) -> dict[str, str]:
     return {
-        _key(model): json.dumps(entry.model_dump(mode="json", exclude_none=True), indent=1, sort_keys=True)
+        _key(model): json.dumps(entry.model_dump(mode="json"), indent=1, sort_keys=True)
         for model, entry in sorted(index.items())
     }
 

@@ -39,6 +39,7 @@ from kubeloop.builders.job import (
     artifact_uri,
     job_name,
     task_config_map,
+    task_config_map_name,
     training_job,
 )
 from kubeloop.builders.labels import CHAMPION_ANNOTATION, owned_by
@@ -135,16 +136,7 @@ class _Reconcile:
         if problems:
             self.give_up("; ".join(problems))
 
-        job = self.kube.get(JOB, self.namespace, job_name(self.name))
-        if job is None:
-            self.start(spec)
-            return False
-        if not owned_by(job, self.uid):
-            raise Retry(
-                f"Job {job['metadata']['name']} belongs to an earlier TrainingRun of the same name; "
-                "waiting for the garbage collector to delete it",
-                delay=GC_WAIT,
-            )
+        job = self.ensure_job(spec)
         state = job_state(job)
         if state.phase == "Running":
             self.write(steps.running(self.status, self.clock(), state))
@@ -224,30 +216,40 @@ class _Reconcile:
         name = (existing["metadata"].get("annotations") or {}).get(CHAMPION_ANNOTATION)
         return TrainingJobPlan(**{**plan.__dict__, "champion": task.champion, "champion_name": name})
 
-    def start(self, spec: TrainingRunSpec) -> None:
-        plan = self._plan(spec)
-        try:
-            config_map, created = self.kube.get_or_create(CONFIG_MAP, task_config_map(plan))
-            if not created:
-                plan = self._adopt_task(plan, config_map)
-            job, _ = self.kube.get_or_create(JOB, training_job(plan))
-        except Invalid as e:
-            self.give_up(f"the API server refused the training Job or its task: {e}")
+    def ensure_job(self, spec: TrainingRunSpec) -> dict[str, Any]:
+        """The run's Job: the existing one, or a new one with its task ConfigMap; recorded in the status."""
+        job = self.kube.get(JOB, self.namespace, job_name(self.name))
+        if job is None:
+            plan = self._plan(spec)
+            try:
+                config_map, created = self.kube.get_or_create(CONFIG_MAP, task_config_map(plan))
+                if not created:
+                    plan = self._adopt_task(plan, config_map)
+                job, created = self.kube.get_or_create(JOB, training_job(plan))
+            except Invalid as e:
+                self.give_up(f"the API server refused the training Job or its task: {e}")
+            if created:
+                crash_point(self.context, "job-created")
         if not owned_by(job, self.uid):
-            raise Retry(f"Job {job['metadata']['name']} belongs to an earlier TrainingRun", delay=GC_WAIT)
-        crash_point(self.context, "job-created")
-        champion = (job["metadata"].get("annotations") or {}).get(CHAMPION_ANNOTATION)
-        self.write(
-            steps.started(
-                self.status,
-                self.clock(),
-                job=job["metadata"]["name"],
-                config_map=config_map["metadata"]["name"],
-                image=job["spec"]["template"]["spec"]["containers"][0]["image"],
-                champion=champion,
-                artifact_uri=plan.artifact_uri,
+            raise Retry(
+                f"Job {job['metadata']['name']} belongs to an earlier TrainingRun of the same name; "
+                "waiting for the garbage collector to delete it",
+                delay=GC_WAIT,
             )
-        )
+        if self.status.job_name != job["metadata"]["name"]:
+            # also after a restart between the create and this write: the Job says what was started
+            self.write(
+                steps.started(
+                    self.status,
+                    self.clock(),
+                    job=job["metadata"]["name"],
+                    config_map=task_config_map_name(self.name),
+                    image=job["spec"]["template"]["spec"]["containers"][0]["image"],
+                    champion=(job["metadata"].get("annotations") or {}).get(CHAMPION_ANNOTATION),
+                    artifact_uri=artifact_uri(self.context.settings.artifact_root, self.run_obj, spec.model),
+                )
+            )
+        return job
 
     def register(self, spec: TrainingRunSpec) -> None:
         status = self.status
