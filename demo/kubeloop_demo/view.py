@@ -37,7 +37,7 @@ def trigger_text(run: dict[str, Any]) -> str:
 
 
 def runs_table(board: Board) -> Table:
-    table = Table(title="TrainingRuns", title_justify="left", expand=True, box=None, header_style="bold")
+    table = Table(title="TrainingRuns", title_justify="left", expand=False, box=None, header_style="bold")
     for column in ("name", "trigger", "data", "trained", "gate", "registered", "succeeded", "version"):
         table.add_column(column, no_wrap=True)
     for run in board.observer.items("TrainingRun"):
@@ -47,19 +47,38 @@ def runs_table(board: Board) -> Table:
     return table
 
 
+SHORT = {
+    "requests": "req",
+    "errorRate": "err",
+    "p99LatencyMilliseconds": "p99 ms",
+    "predictionShift": "shift",
+    "onlineAccuracy": "acc",
+}
+
+
+def analysis_text(analysis: dict[str, Any] | None) -> Text:
+    """`step 2: Pass  req 54 err 0 p99 ms 169 shift 0.08 acc 0.98`: the verdict and its numbers, compact."""
+    if not analysis:
+        return Text("")
+    style = {"Pass": "green", "Fail": "red"}.get(analysis.get("verdict"), "yellow")
+    text = Text(f"step {int(analysis.get('step', 0)) + 1}: {analysis.get('verdict')}", style=style)
+    for m in analysis.get("measurements") or []:
+        value = m.get("value")
+        shown = f"{value:.3g}" if isinstance(value, int | float) else "n/a"
+        text.append(
+            f" {SHORT.get(m.get('metric'), m.get('metric'))} {shown}",
+            style="red" if m.get("passed") is False else "dim",
+        )
+    return text
+
+
 def versions_table(board: Board) -> Table:
-    table = Table(title="ModelVersions", title_justify="left", expand=True, box=None, header_style="bold")
+    table = Table(title="ModelVersions", title_justify="left", expand=False, box=None, header_style="bold")
     for column in ("name", "desired", "stage", "rollout", "ready", "last analysis"):
-        table.add_column(column, no_wrap=column != "last analysis", overflow="ellipsis")
+        table.add_column(column, no_wrap=True)
     for version in board.observer.items("ModelVersion"):
         st = status(version)
         analyses = (st.get("rollout") or {}).get("analyses") or []
-        last = analyses[-1] if analyses else None
-        verdict = Text("")
-        if last:
-            style = {"Pass": "green", "Fail": "red"}.get(last.get("verdict"), "yellow")
-            verdict = Text(f"step {int(last.get('step', 0)) + 1}: {last.get('verdict')}", style=style)
-            verdict.append(f"  {last.get('message', '')}", style="dim")
         rolled_back = condition(version, "RolledBack")
         stage = st.get("stage") or "-"
         if rolled_back and rolled_back.get("status") == "True":
@@ -70,7 +89,7 @@ def versions_table(board: Board) -> Table:
             stage,
             rollout_label(st.get("rollout")) or "-",
             str(st.get("readyReplicas", 0)),
-            verdict,
+            analysis_text(analyses[-1] if analyses else None),
         )
     return table
 
@@ -81,13 +100,13 @@ def _feature_scores(monitor: dict[str, Any]) -> Text:
         if text:
             text.append("  ")
         p = f.get("pValue")
-        value = f"p={p:.1e}" if isinstance(p, int | float) else f"{f.get('score', 0):.3g}"
+        value = f"p={p:.2g}" if isinstance(p, int | float) else f"{f.get('score', 0):.3g}"
         text.append(f"{f['name']} {value}", style="bold red" if f.get("drifted") else "")
     return text
 
 
 def monitor_table(board: Board) -> Table:
-    table = Table(title="DriftMonitor", title_justify="left", expand=True, box=None, header_style="bold")
+    table = Table(title="DriftMonitor", title_justify="left", expand=False, box=None, header_style="bold")
     for column in (
         "name",
         "watching",
