@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from kubeloop.api import TrainingRunSpec
 from kubeloop.contract import TrainerSucceeded, parse_termination_message
 from operator_fixtures import condition, get, upload, wait_for
 
@@ -88,7 +89,26 @@ def apply(cluster, obj: dict) -> None:
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(obj))
 
 
-def serve(cluster, ns: str, trained: dict[str, str], replicas: int = 2) -> str:
+SERVING = {
+    "replicas": 2,
+    "canary": {"steps": [{"weight": 100, "interval": "2s"}], "analysis": {"minRequests": 0}},
+}
+
+
+def served_deployment(cluster, ns: str, version: str, replicas: int = 2) -> str:
+    """Wait until `version` is the production version with Ready server pods; returns its Deployment."""
+
+    def served():
+        status = (get(cluster, "modelversion", ns, version) or {}).get("status") or {}
+        deployment = status.get("deployment")
+        if status.get("stage") != "Production" or not deployment:
+            return None
+        return deployment if len(ready_pods(cluster, ns, deployment)) == replicas else None
+
+    return wait_for(served, 180, f"{version} in Production with {replicas} Ready server pods")
+
+
+def serve(cluster, ns: str, trained: dict[str, str]) -> str:
     """Register the trained artifact as version 1 and ask for Production: the operator's rollout serves it.
 
     Being the model's first version, it goes straight to its last (and only) step; returns the name of the
@@ -107,22 +127,53 @@ def serve(cluster, ns: str, trained: dict[str, str], replicas: int = 2) -> str:
                 "artifact": {"uri": trained["artifact_uri"], "digest": trained["digest"]},
                 "lineage": {"trainingRun": "seed-run", "dataUri": trained["data_uri"]},
                 "stage": "Production",
-                "serving": {
-                    "replicas": replicas,
-                    "canary": {"steps": [{"weight": 100, "interval": "2s"}], "analysis": {"minRequests": 0}},
-                },
+                "serving": SERVING,
             },
         },
     )
+    return served_deployment(cluster, ns, version)
 
-    def served():
-        status = (get(cluster, "modelversion", ns, version) or {}).get("status") or {}
-        deployment = status.get("deployment")
-        if status.get("stage") != "Production" or not deployment:
-            return None
-        return deployment if len(ready_pods(cluster, ns, deployment)) == replicas else None
 
-    return wait_for(served, 180, f"{version} in Production with {replicas} Ready server pods")
+def training_spec(data_uri: str) -> dict:
+    return {
+        "model": MODEL,
+        "data": {"uri": data_uri, "target": "label"},
+        "training": {
+            "estimator": {"classPath": "sklearn.linear_model.LogisticRegression"},
+            "deadlineSeconds": 300,
+        },
+        "promotion": {"policy": "Manual", "canary": SERVING["canary"]},
+    }
+
+
+def train_and_serve(cluster, ns: str, trained: dict[str, str]) -> tuple[str, str]:
+    """The whole way: a TrainingRun the operator trains and registers, then promoted by a user's spec.stage."""
+    apply(
+        cluster,
+        {
+            "apiVersion": "kubeloop.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": "churn-seed", "namespace": ns},
+            "spec": training_spec(trained["data_uri"]),
+        },
+    )
+
+    def registered():
+        run = get(cluster, "trainingrun", ns, "churn-seed") or {}
+        return (run.get("status") or {}).get("modelVersion")
+
+    version = wait_for(registered, 180, "the seed TrainingRun to register a version")
+    cluster.kubectl(
+        "patch",
+        "modelversion",
+        version,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"stage": "Production"}}),
+    )
+    return version, served_deployment(cluster, ns, version)
 
 
 def ready_pods(cluster, ns: str, deployment: str) -> list[str]:
@@ -219,17 +270,7 @@ def monitor(cluster, ns: str, trained: dict[str, str], name: str = "churn-drift"
             "interval": f"{INTERVAL_SECONDS}s",
             "minSamples": 200,
             "consecutiveWindows": 3,
-            "retrain": {
-                "cooldown": "1h",
-                "template": {
-                    "spec": {
-                        "model": MODEL,
-                        "data": {"uri": trained["data_uri"], "target": "label"},
-                        "training": {"estimator": {"classPath": "sklearn.linear_model.LogisticRegression"}},
-                        "promotion": {"policy": "Manual"},
-                    }
-                },
-            },
+            "retrain": {"cooldown": "1h", "template": {"spec": training_spec(trained["data_uri"])}},
             **spec,
         },
     }
@@ -285,6 +326,16 @@ def drift_operator(operator, cluster):
     return operator
 
 
+def _histogram(metrics: str, name: str, labels: str) -> tuple[float, float]:
+    """(sum, count) of one Prometheus histogram series in a text exposition."""
+    values = {}
+    for line in metrics.splitlines():
+        for part in ("_sum", "_count"):
+            if line.startswith(f"{name}{part}{{") and all(x in line for x in labels.split(",")):
+                values[part] = float(line.rsplit(" ", 1)[1])
+    return values.get("_sum", 0.0), values.get("_count", 0.0)
+
+
 # -- the tests --------------------------------------------------------------------------------------------
 def test_traffic_like_training_never_retrains_even_across_a_server_restart(
     cluster, namespace, trained, drift_operator
@@ -305,6 +356,9 @@ def test_traffic_like_training_never_retrains_even_across_a_server_restart(
         traffic.stop()
     judged = first + later
     verdicts = [w["verdict"] for w in judged]
+    print(
+        f"\nno-drift traffic: {len(judged)} windows, verdicts {verdicts}, rows {[w['sampleCount'] for w in judged]}"
+    )
     # The default rule alarms on about 1% of windows; allow one such window, never the 3 in a row a retrain needs.
     assert verdicts.count("NoDrift") >= len(judged) - 1, verdicts
     assert all(w["sampleCount"] >= 200 for w in judged), [w["sampleCount"] for w in judged]
@@ -320,20 +374,32 @@ def test_traffic_like_training_never_retrains_even_across_a_server_restart(
 def test_one_shifted_feature_drifts_retrains_once_and_records_the_trigger(
     cluster, namespace, trained, drift_operator
 ):
-    deployment = serve(cluster, namespace, trained)
+    version, deployment = train_and_serve(cluster, namespace, trained)
+    # Fresh labelled data "lands" where the clone policy points; the retrain clones the seed run onto it.
+    rng = np.random.default_rng(11)
+    X = draw(rng, 2000, shift=1.0)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 1.0).astype(int)
+    rows = "".join(",".join(f"{v:.6f}" for v in r) + f",{t}\n" for r, t in zip(X, y, strict=True))
+    fresh = upload(
+        cluster, f"datasets/{namespace}/latest.csv", (",".join(FEATURES) + ",label\n" + rows).encode()
+    )
     traffic = Traffic(cluster, namespace, deployment, rate=120, shift=1.0)
-    name = monitor(cluster, namespace, trained)
+    name = monitor(cluster, namespace, trained, retrain={"cooldown": "1h", "clone": {"dataUri": fresh}})
     windows = Windows(cluster, namespace, name)
     try:
         windows.until(lambda s: s.get("lastCheckTime"), 60, "the baseline check")
         traffic.start()
+        onset, first_window = time.monotonic(), windows.poll().get("window", 0)
         drifted = windows.until(
             lambda s: (condition({"status": s}, "Drifted") or {}).get("status") == "True", 60, "Drifted=True"
         )
-        run = wait_for(lambda: retrains(cluster, namespace, name), 60, "the retraining TrainingRun")
+        detected = time.monotonic() - onset
+        wait_for(lambda: retrains(cluster, namespace, name), 60, "the retraining TrainingRun")
+        retrained_after = time.monotonic() - onset
         # Three more windows of the same drift, inside the cooldown: still exactly one run.
         later = windows.next_windows(3)
         runs = retrains(cluster, namespace, name)
+        metrics = drift_operator.metrics()
     finally:
         traffic.stop()
     cond = condition({"status": drifted}, "Drifted")
@@ -346,15 +412,36 @@ def test_one_shifted_feature_drifts_retrains_once_and_records_the_trigger(
     assert trigger["reason"] == "Drift" and trigger["monitor"] == name
     assert list(trigger["scores"]) == ["x0"] and trigger["scores"]["x0"] > 0
     assert run["metadata"]["labels"]["kubeloop.dev/trigger"] == "Drift"
-    assert run["spec"]["data"]["uri"] == trained["data_uri"]
+    # A clone of the run behind the production version, on the fresh data.
+    seed = get(cluster, "trainingrun", namespace, "churn-seed")
+    expected = {**seed["spec"], "data": {**seed["spec"]["data"], "uri": fresh}}
+    assert TrainingRunSpec.model_validate(run["spec"]) == TrainingRunSpec.model_validate(expected)
     status = status_of(cluster, namespace, name)
     assert status["lastRetrain"]["trainingRun"] == run["metadata"]["name"]
-    assert status["lastRetrain"]["window"] == trigger["window"]
+    assert status["lastRetrain"]["window"] == trigger["window"] and status["modelVersion"] == version
     assert "cooldown" in status["message"] or "still running" in status["message"]
-    metrics = drift_operator.metrics()
     assert f'kubeloop_retrains_total{{model="{MODEL}",namespace="{namespace}",reason="Drift"}} 1.0' in metrics
     assert 'feature="x0"' in metrics and "kubeloop_drift_score" in metrics
     assert f'kubeloop_drift_detected{{model="{MODEL}",namespace="{namespace}"}} 1.0' in metrics
+
+    checks = _histogram(metrics, "kubeloop_phase_duration_seconds", 'kind="DriftMonitor",phase="Check"')
+    print(
+        f"\nshift of 1 SD on x0 at 120 rows/s, {INTERVAL_SECONDS}s windows: Drifted=True after {detected:.1f}s "
+        f"(window {drifted['window'] - first_window} after the onset), retrain created after {retrained_after:.1f}s "
+        f"(window {trigger['window'] - first_window}); x0 chi-squared {trigger['scores']['x0']:.0f}; "
+        f"checks: {checks[1]:.0f}, mean {1000 * checks[0] / checks[1]:.1f} ms"
+    )
+
+    # The operator trains the retrain; the version it registers records the trigger in its lineage.
+    def registered():
+        body = get(cluster, "trainingrun", namespace, run["metadata"]["name"]) or {}
+        return (body.get("status") or {}).get("modelVersion")
+
+    retrained = get(cluster, "modelversion", namespace, wait_for(registered, 180, "the retrained version"))
+    lineage = retrained["spec"]["lineage"]
+    assert lineage["trainingRun"] == run["metadata"]["name"] and lineage["dataUri"] == fresh
+    assert lineage["trigger"]["reason"] == "Drift" and lineage["trigger"]["monitor"] == name
+    assert lineage["trigger"]["window"] == trigger["window"] and list(lineage["trigger"]["scores"]) == ["x0"]
 
 
 def test_an_operator_restart_neither_triggers_twice_nor_loses_the_count(
