@@ -28,11 +28,14 @@ import numpy as np
 import pytest
 import requests
 import yaml
-from kubeloop_trainer.artifact import read_artifact
+from kubeloop.contract import CONTENT_FILES, MODEL_FILE
+from kubeloop_trainer.artifact import read_artifact, write_artifact
+from kubeloop_trainer.safe_model import dump_model
 from kubernetes import client as kclient
 from kubernetes import config as kconfig
 from kubernetes import watch as kwatch
 from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 pytest.register_assert_rewrite("operator_fixtures")
 from operator_fixtures import condition, get, s3_fs, wait_for  # noqa: E402
@@ -96,13 +99,28 @@ def artifacts(cluster, tmp_path_factory) -> dict[str, Artifact]:
         "bad": ("sklearn.dummy.DummyClassifier", {"strategy": "constant", "constant": 0}),
     }
     out = {}
-    for name, (class_path, params) in plans.items():
-        local = _train(tmp, name, class_path, params)
+    locals_ = {name: _train(tmp, name, class_path, params) for name, (class_path, params) in plans.items()}
+    locals_["errors"] = _failing_artifact(locals_["stable"], tmp / "errors")
+    for name, local in locals_.items():
         loaded = read_artifact(f"file://{local}", ("sklearn.",))
         key = f"{cluster.s3.bucket}/rollout-tests/{name}-{os.urandom(3).hex()}"
         for path in local.iterdir():
             fs.pipe_file(f"{key}/{path.name}", path.read_bytes())
         out[name] = Artifact(f"s3://{key}", loaded.manifest.digest, loaded.model)
+    return out
+
+
+def _failing_artifact(good: Path, out: Path) -> Path:
+    """The stable's artifact with a corrupted model: it loads, the server gets Ready, and every prediction
+    fails with an internal error (HTTP 500), because its fitted coefficients are missing."""
+    contents = {name: (good / name).read_bytes() for name in CONTENT_FILES}
+    broken = LogisticRegression(max_iter=1000).fit(X, Y)
+    del broken.coef_
+    contents[MODEL_FILE] = dump_model(broken)
+    manifest = read_artifact(f"file://{good}", ("sklearn.",)).manifest
+    write_artifact(
+        f"file://{out}", contents, data=manifest.data, lineage=manifest.lineage, created=datetime.now(UTC)
+    )
     return out
 
 
@@ -513,6 +531,44 @@ def test_a_bad_version_is_rolled_back_and_the_stable_keeps_answering(
     assert generator.ok.get("1", 0) > after + 30  # still answering, after the rollback
     assert during.get("3", 0) > 0  # the bad canary did get traffic before it was judged
     assert_no_request_failed(generator)  # every answer right for the version that gave it
+
+
+def test_a_server_returning_errors_is_rolled_back_on_its_error_rate(
+    cluster, operator, namespace, artifacts, load
+):
+    deploy_stable(cluster, namespace, artifacts["stable"])
+    generator = load({"1": artifacts["stable"].expected()})
+
+    apply(cluster, model_version(namespace, 5, artifacts["errors"]))
+    done = wait_phase(cluster, namespace, 5, ("Promoted", "RolledBack"), 180)
+
+    rollout = rollout_of(done)
+    assert rollout["phase"] == "RolledBack", json.dumps(rollout, indent=1)
+    last = rollout["analyses"][-1]
+    assert (last["step"], last["verdict"]) == (0, "Fail")
+    measured = {m["metric"]: m for m in last["measurements"]}
+    assert measured["errorRate"]["value"] == 1.0 and measured["errorRate"]["passed"] is False
+    assert measured["requests"]["value"] >= ANALYSIS["minRequests"]
+    back = condition(done, "RolledBack")
+    assert back["status"] == "True" and "errorRate 1 > 0.01" in back["message"], back
+    assert deployments(cluster, namespace)[f"{MODEL}-v5"]["spec"]["replicas"] == 0
+    wait_for(
+        lambda: (
+            [p for _, p in generator.targets()]
+            and all(p.startswith(f"{MODEL}-v1-") for _, p in generator.targets())
+        ),
+        60,
+        "only stable pods behind the Service",
+    )
+    after = generator.ok.get("1", 0)
+    time.sleep(3)
+    generator.stop()
+    assert generator.ok.get("1", 0) > after + 30
+    # The canary's own 500s are why it was rolled back; nothing else failed, and no stable answer was wrong.
+    errors = [f for f in generator.failures if f.error == "HTTP 500"]
+    assert errors and all(f.pod.startswith(f"{MODEL}-v5-") for f in errors)
+    generator.failures = [f for f in generator.failures if f not in errors]
+    assert_no_request_failed(generator)
 
 
 def test_the_operator_killed_mid_rollout_resumes_at_the_same_step(cluster, operator, namespace, artifacts):

@@ -176,10 +176,20 @@ def analyse(
                 passed=None if accuracy is None else accuracy >= spec.min_online_accuracy,
             )
         )
-    return _verdict(measured, canary, overflow)
+    return _verdict(measured, canary, stable, overflow)
 
 
-def _verdict(measured: list[Measurement], canary: Traffic, overflow: bool) -> StepVerdict:
+def _rejections(canary: Traffic, stable: Traffic) -> str:
+    """Why a canary that served requests has no predictions: it refused them (4xx), where the stable did not."""
+    if canary.client_errors <= 0 or sum(canary.predictions.values()) > 0:
+        return ""
+    return (
+        f" (the canary answered {canary.client_errors:.0f} of {canary.requests:.0f} requests with a client "
+        f"error; the stable {stable.client_errors:.0f} of {stable.requests:.0f})"
+    )
+
+
+def _verdict(measured: list[Measurement], canary: Traffic, stable: Traffic, overflow: bool) -> StepVerdict:
     by = {m.metric: m for m in measured}
     skipped = f"; pods left out: {', '.join(canary.skipped)}" if canary.skipped else ""
     if not canary.pods:
@@ -200,7 +210,8 @@ def _verdict(measured: list[Measurement], canary: Traffic, overflow: bool) -> St
             )
     missing = [m.metric for m in measured if m.value is None and m.metric != ACCURACY]
     if missing:
-        return StepVerdict("Inconclusive", measured, f"no data for {', '.join(missing)}{skipped}")
+        why = _rejections(canary, stable)
+        return StepVerdict("Inconclusive", measured, f"no data for {', '.join(missing)}{why}{skipped}")
     judged = ", ".join(f"{m.metric} {_fmt(m.value)}" for m in measured if m.passed is not None)
     accuracy = by.get(ACCURACY)
     pending = (

@@ -166,3 +166,12 @@ def test_online_accuracy_is_judged_only_with_enough_labels():
     assert bad.verdict == "Fail" and bad.message == "onlineAccuracy 0.7 < 0.9"
     good = analyse(spec, fast(300, feedback_joined=100, feedback_correct=95), fast(900))
     assert good.verdict == "Pass"
+
+
+def test_a_canary_that_refuses_every_request_says_so():
+    refusing = fast(60, preds={"setosa": 0.0, "versicolor": 0.0, "virginica": 0.0}, client_errors=60)
+    v = analyse(SPEC, refusing, fast(120, client_errors=1))
+    assert v.verdict == "Inconclusive"  # 4xx are not server errors; with no predictions there is no shift
+    assert v.message == (
+        "no data for predictionShift (the canary answered 60 of 60 requests with a client error; the stable 1 of 120)"
+    )
