@@ -2,7 +2,8 @@
 
 Pass needs data: the canary must have served at least `minRequests` requests, and the error rate, the p99
 latency and the prediction shift must each be measured and within bounds. Missing data is Inconclusive,
-never a pass; the state machine waits up to `inconclusiveTimeout` for it, then fails the step. Online
+never a pass; so is a prediction shift above its bound that the data cannot yet tell from sampling noise
+(p >= 0.01 under "same distribution"), while a significant one fails; the state machine waits up to `inconclusiveTimeout` for it, then fails the step. Online
 accuracy is judged only once `minRequests` of the canary's predictions have feedback labels, as the API
 says; until then it is recorded as not judged.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubeloop.api import AnalysisSpec, Measurement
-from kubeloop.drift import js_distance
+from kubeloop.drift import DriftMethod, binned_test, js_distance
 from kubeloop.rollout.window import Traffic
 
 Verdict = str  # "Pass", "Fail" or "Inconclusive" (kubeloop.api.modelversion.Verdict)
@@ -25,6 +26,8 @@ ERROR_RATE = "errorRate"
 P99 = "p99LatencyMilliseconds"
 SHIFT = "predictionShift"
 ACCURACY = "onlineAccuracy"
+# A prediction shift above its bound fails a step only when it is significant at this level.
+SHIFT_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -88,27 +91,48 @@ def rebin(edges: list[float], counts: list[float], grid: list[float]) -> np.ndar
     return out
 
 
-def prediction_shift(
+def _aligned(
     canary: Mapping[str, float], stable: Mapping[str, float], kind: str | None
-) -> float | None:
-    """Jensen-Shannon distance (base 2, 0..1) between two prediction histograms; None without data.
-
-    Classes are matched by name (a class only one side predicts counts as zero on the other). Regression
-    bins are the quantiles of each version's own training target, so both sides are moved onto the union
-    of their edges first.
-    """
-    if sum(canary.values()) <= 0 or sum(stable.values()) <= 0:
-        return None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both histograms on the same bins: classes matched by name, regression bins moved onto the union of
+    both versions' edges (each version's bins are the quantiles of its own training target)."""
     if kind == "value":
         ce, se = _edges(list(canary)), _edges(list(stable))
         grid = sorted(set(ce) | set(se))
         c = rebin(ce, list(canary.values()), grid) if ce != grid else np.asarray(list(canary.values()))
         s = rebin(se, list(stable.values()), grid) if se != grid else np.asarray(list(stable.values()))
-    else:
-        labels = sorted(set(canary) | set(stable))
-        c = np.asarray([canary.get(label, 0.0) for label in labels])
-        s = np.asarray([stable.get(label, 0.0) for label in labels])
+        return c, s
+    labels = sorted(set(canary) | set(stable))
+    return (
+        np.asarray([canary.get(label, 0.0) for label in labels]),
+        np.asarray([stable.get(label, 0.0) for label in labels]),
+    )
+
+
+def prediction_shift(
+    canary: Mapping[str, float], stable: Mapping[str, float], kind: str | None
+) -> float | None:
+    """Jensen-Shannon distance (base 2, 0..1) between two prediction histograms; None without data.
+
+    A class only one side predicts counts as zero on the other.
+    """
+    if sum(canary.values()) <= 0 or sum(stable.values()) <= 0:
+        return None
+    c, s = _aligned(canary, stable, kind)
     return float(js_distance(s, c)[0])
+
+
+def shift_pvalue(canary: Mapping[str, float], stable: Mapping[str, float], kind: str | None) -> float | None:
+    """p-value of the distance under "same distribution", from the drift statistics' binned JS test.
+
+    Both histograms are samples (the test counts the stable's own noise), sparse bins are pooled, so a
+    distance from fifty predictions is weighed as the noise it may be.
+    """
+    if sum(canary.values()) <= 0 or sum(stable.values()) <= 0:
+        return None
+    c, s = _aligned(canary, stable, kind)
+    _, p = binned_test(s[None, :], c[None, :], DriftMethod.JENSEN_SHANNON)
+    return None if np.isnan(p[0]) else float(p[0])
 
 
 def _fmt(value: float | None) -> str:
@@ -157,13 +181,18 @@ def analyse(
     if sum(reference.values()) <= 0 and stable_reference:
         reference = dict(stable_reference)
     shift = prediction_shift(canary.predictions, reference, canary.prediction_kind)
+    shift_passed: bool | None = None
+    p_value: float | None = None
+    if shift is not None:
+        if shift <= spec.max_prediction_shift:
+            shift_passed = True
+        else:
+            # Above the bound: a failure only if the data show it is not sampling noise; otherwise the
+            # step waits for more of its traffic (and fails at the inconclusive deadline).
+            p_value = shift_pvalue(canary.predictions, reference, canary.prediction_kind)
+            shift_passed = False if p_value is not None and p_value < SHIFT_ALPHA else None
     measured.append(
-        Measurement(
-            metric=SHIFT,
-            value=shift,
-            threshold=spec.max_prediction_shift,
-            passed=None if shift is None else shift <= spec.max_prediction_shift,
-        )
+        Measurement(metric=SHIFT, value=shift, threshold=spec.max_prediction_shift, passed=shift_passed)
     )
     if spec.min_online_accuracy is not None:
         enough = canary.feedback_correct is not None and canary.feedback_joined >= max(spec.min_requests, 1)
@@ -176,7 +205,7 @@ def analyse(
                 passed=None if accuracy is None else accuracy >= spec.min_online_accuracy,
             )
         )
-    return _verdict(measured, canary, stable, overflow)
+    return _verdict(measured, canary, stable, overflow, p_value)
 
 
 def _rejections(canary: Traffic, stable: Traffic) -> str:
@@ -189,7 +218,9 @@ def _rejections(canary: Traffic, stable: Traffic) -> str:
     )
 
 
-def _verdict(measured: list[Measurement], canary: Traffic, stable: Traffic, overflow: bool) -> StepVerdict:
+def _verdict(
+    measured: list[Measurement], canary: Traffic, stable: Traffic, overflow: bool, shift_p: float | None
+) -> StepVerdict:
     by = {m.metric: m for m in measured}
     skipped = f"; pods left out: {', '.join(canary.skipped)}" if canary.skipped else ""
     if not canary.pods:
@@ -212,6 +243,15 @@ def _verdict(measured: list[Measurement], canary: Traffic, stable: Traffic, over
     if missing:
         why = _rejections(canary, stable)
         return StepVerdict("Inconclusive", measured, f"no data for {', '.join(missing)}{why}{skipped}")
+    shift = by[SHIFT]
+    if shift.passed is None:
+        evidence = "no p-value" if shift_p is None else f"p={shift_p:.3g} >= {SHIFT_ALPHA}"
+        return StepVerdict(
+            "Inconclusive",
+            measured,
+            f"predictionShift {_fmt(shift.value)} > {_fmt(shift.threshold)} but not significant yet "
+            f"({evidence}): waiting for more predictions",
+        )
     judged = ", ".join(f"{m.metric} {_fmt(m.value)}" for m in measured if m.passed is not None)
     accuracy = by.get(ACCURACY)
     pending = (

@@ -175,3 +175,30 @@ def test_a_canary_that_refuses_every_request_says_so():
     assert v.message == (
         "no data for predictionShift (the canary answered 60 of 60 requests with a client error; the stable 1 of 120)"
     )
+
+
+def test_a_shift_above_the_bound_from_few_predictions_is_not_yet_evidence():
+    # 70/30 against 30/70 is a JS distance of about 0.29, above 0.2; from 60 vs 120 rows it is significant,
+    # from 6 vs 12 rows it is not.
+    few = analyse(
+        SPEC.model_copy(update={"min_requests": 5}),
+        fast(6, preds={"a": 4.2, "b": 1.8}),
+        fast(12, preds={"a": 3.6, "b": 8.4}),
+    )
+    shift = {m.metric: m for m in few.measurements}["predictionShift"]
+    assert shift.value == pytest.approx(jensenshannon([0.7, 0.3], [0.3, 0.7], base=2)) and shift.value > 0.2
+    assert few.verdict == "Inconclusive" and shift.passed is None
+    assert "not significant yet (p=" in few.message and "waiting for more predictions" in few.message
+    many = analyse(SPEC, fast(60, preds={"a": 42.0, "b": 18.0}), fast(120, preds={"a": 36.0, "b": 84.0}))
+    assert many.verdict == "Fail" and many.failed.metric == "predictionShift"
+
+
+def test_shift_pvalue_is_the_asymptotic_js_test():
+    from kubeloop.rollout.analysis import shift_pvalue
+    from scipy.stats import chi2
+
+    canary, stable = {"a": 60.0, "b": 25.0, "c": 15.0}, {"a": 100.0, "b": 70.0, "c": 30.0}
+    js = jensenshannon([100, 70, 30], [60, 25, 15], base=2)
+    statistic = 8 * np.log(2) * js**2 / (1 / 200 + 1 / 100)
+    assert shift_pvalue(canary, stable, "class") == pytest.approx(chi2.sf(statistic, 2), rel=1e-9)
+    assert shift_pvalue({}, stable, "class") is None
