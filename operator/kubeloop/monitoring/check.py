@@ -74,10 +74,12 @@ def _usable(inputs: CheckInputs, keep_samples: bool) -> Baselines | None:
     return b
 
 
-def _samples(inputs: CheckInputs, whole: set[str], window: int) -> tuple[dict, int | None]:
+def _samples(
+    inputs: CheckInputs, current: Mapping[str, SampleMemory], whole: set[str], window: int
+) -> tuple[dict, int | None]:
     parts = []
-    for pod, snap in inputs.snapshots.items():
-        part = pod_window_sample(snap, inputs.samples.get(pod), whole=pod in whole)
+    for pod, memory in current.items():
+        part = pod_window_sample(memory, inputs.samples.get(pod), whole=pod in whole)
         if part is not None:
             parts.append(part)
     capacity = min((s.sample_capacity for s in inputs.snapshots.values()), default=None)
@@ -117,7 +119,7 @@ def check(inputs: CheckInputs) -> CheckPlan:
         )
         return CheckPlan(window=None, baselines=stored, samples=memory, decision=decision, history=history)
     window = inputs.status.window + 1
-    samples, capacity = _samples(inputs, counts.whole, window) if keep_samples else ({}, None)
+    samples, capacity = _samples(inputs, memory, counts.whole, window) if keep_samples else ({}, None)
     outcome = judge_window(
         spec,
         inputs.profile,

@@ -71,16 +71,16 @@ class PodSample:
 
 
 def pod_window_sample(
-    now: MonitoringSnapshot, before: SampleMemory | None, *, whole: bool
+    now: MonitoringSnapshot | SampleMemory, before: SampleMemory | None, *, whole: bool
 ) -> PodSample | None:
     """The window rows in ``now``'s reservoir; None when they cannot be told apart.
 
     ``whole``: the server started inside the window (or its counters were reset), so all of it is window.
     """
-    current = SampleMemory.of(now)
+    current = now if isinstance(now, SampleMemory) else SampleMemory.of(now)
     if whole:
         return PodSample(rows=current.seen, columns=dict(current.columns))
-    if before is None or before.server_id != now.server_id or before.seen > current.seen:
+    if before is None or before.server_id != current.server_id or before.seen > current.seen:
         return None
     rows = current.seen - before.seen
     old, new = before.aligned(), current.aligned()

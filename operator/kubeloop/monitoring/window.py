@@ -147,7 +147,7 @@ class WindowCounts:
 def _went_down(now: Mapping[str, list[int]], before: Mapping[str, list[int]]) -> bool:
     for name, counts in now.items():
         old = before.get(name)
-        if old is None or len(old) != len(counts) or any(a < b for a, b in zip(counts, old, strict=True)):
+        if old is None or len(old) != len(counts) or (np.asarray(counts) < np.asarray(old)).any():
             return True
     return False
 
