@@ -202,11 +202,20 @@ class Traffic(threading.Thread):
     """Steady V2 inference traffic spread over the server pods: `rate` rows per second in small requests."""
 
     def __init__(
-        self, cluster, ns: str, deployment: str, *, rate: float, shift: float = 0.0, batch: int = 20
+        self,
+        cluster,
+        ns: str,
+        deployment: str,
+        *,
+        rate: float,
+        shift: float = 0.0,
+        batch: int = 20,
+        labels_right: float | None = None,
     ):
         super().__init__(daemon=True)
         self.cluster, self.ns, self.deployment = cluster, ns, deployment
         self.rate, self.shift, self.batch = rate, shift, batch
+        self.labels_right = labels_right  # with it, each request gets feedback labels right this often
         self.rng = np.random.default_rng(random.randrange(2**32))
         self.sent = 0
         self.errors = 0
@@ -233,7 +242,19 @@ class Traffic(threading.Thread):
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 200
+            answer = json.loads(response.read())
+        if self.labels_right is None:
+            return
+        predicted = answer["outputs"][0]["data"]
+        right = self.rng.random(len(predicted)) < self.labels_right
+        labels = [p if ok else 1 - int(p) for p, ok in zip(predicted, right, strict=True)]
+        feedback = urllib.request.Request(
+            f"http://{ip}:8080/v2/models/{MODEL}/feedback",
+            data=json.dumps({"requestId": answer["id"], "labels": labels}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(feedback, timeout=5):
+            pass
 
     def run(self) -> None:
         period = self.batch / self.rate
@@ -495,6 +516,31 @@ def test_sparse_traffic_reads_as_insufficient_data_not_healthy(cluster, namespac
     assert "fewer than minSamples=200" in cond["message"]
     assert last.get("features", []) == [] and last.get("consecutiveDriftedWindows", 0) == 0
     assert retrains(cluster, namespace, name) == []
+
+
+def test_online_accuracy_below_the_floor_retrains_without_drift(cluster, namespace, trained, drift_operator):
+    deployment = serve(cluster, namespace, trained)
+    # Traffic like training, but the ground truth that comes back disagrees with half of the predictions.
+    traffic = Traffic(cluster, namespace, deployment, rate=80, labels_right=0.5)
+    floor = {"metric": "accuracy", "min": 0.8, "minLabels": 100}
+    name = monitor(cluster, namespace, trained, performanceFloor=floor)
+    windows = Windows(cluster, namespace, name)
+    try:
+        windows.until(lambda s: s.get("lastCheckTime"), 60, "the baseline check")
+        traffic.start()
+        breached = windows.until(lambda s: (s.get("performance") or {}).get("breached"), 60, "a breach")
+        runs = wait_for(lambda: retrains(cluster, namespace, name), 30, "the retraining TrainingRun")
+    finally:
+        traffic.stop()
+    performance = breached["performance"]
+    assert performance["metric"] == "accuracy" and performance["labels"] >= 100
+    assert 0.35 < performance["value"] < 0.65  # this window's labels, not a running total
+    assert breached["verdict"] == "NoDrift"
+    (run,) = runs
+    trigger = json.loads(run["metadata"]["annotations"]["kubeloop.dev/trigger"])
+    assert trigger["reason"] == "PerformanceBreach" and list(trigger["scores"]) == ["accuracy"]
+    assert "below the floor 0.8" in trigger["message"]
+    assert run["metadata"]["labels"]["kubeloop.dev/trigger"] == "PerformanceBreach"
 
 
 def test_nothing_in_production_is_reported_not_judged(cluster, namespace, trained, drift_operator):

@@ -168,7 +168,8 @@ class DriftService:
         self.kube.patch_status(DRIFT_MONITOR, body, after)
         previous = find_condition(before.conditions, "Ready")
         if previous is None or previous.reason != reason:
-            self.context.events.warning(body, reason, message)
+            post = self.context.events.normal if state == "Current" else self.context.events.warning
+            post(body, reason, message)
         return CheckResult(after, {})
 
     def _start_retrain(
