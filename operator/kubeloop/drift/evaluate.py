@@ -56,7 +56,7 @@ class _Feature:
 
 
 def _method_for(
-    kind: str, name: str, requested: DriftMethod, counts: Counts, samples: Samples
+    kind: Kind, name: str, requested: DriftMethod, counts: Counts, samples: Samples
 ) -> DriftMethod:
     if kind == "categorical":
         return requested if requested in BINNED_METHODS else DriftMethod.CHI_SQUARED
@@ -67,10 +67,8 @@ def _method_for(
     return DriftMethod.CHI_SQUARED
 
 
-def _selected(
-    profile: DriftProfile, config: DriftConfig
-) -> list[tuple[str, Literal["numeric", "categorical"]]]:
-    every: list[tuple[str, Literal["numeric", "categorical"]]] = [(n, "numeric") for n in profile.numeric]
+def _selected(profile: DriftProfile, config: DriftConfig) -> list[tuple[str, Kind]]:
+    every: list[tuple[str, Kind]] = [(n, "numeric") for n in profile.numeric]
     every += [(n, "categorical") for n in profile.categorical]
     if config.features is None:
         return every
@@ -101,9 +99,9 @@ def _run_binned(
         if f.name not in live:
             f.n_reference, f.message = int(ref.sum()), "no live counts"
             continue
-        cur = np.asarray(live[f.name])
+        cur = np.asarray(live[f.name]).ravel()
         if cur.shape != ref.shape:
-            raise ValueError(f"{f.name}: {cur.shape[0]} live bins, the profile has {ref.shape[0]}")
+            raise ValueError(f"{f.name}: {cur.size} live bins, the profile has {ref.size}")
         f.n_reference, f.n_live = int(ref.sum()), int(cur.sum())
         if _gate(f, config.min_samples):
             refs.append(ref)

@@ -114,7 +114,8 @@ def ecdf_distances(
     """Kolmogorov-Smirnov statistic and Wasserstein-1 distance per feature (row).
 
     ``reference_sorted=True`` skips sorting a reference already sorted ascending along rows with NaN last
-    (the profile's sample is stored that way), so a check sorts only the live rows. A feature with no data on either side yields NaN.
+    (the profile's sample is stored that way), so a check sorts only the live rows. A feature with no data
+    on either side yields NaN.
     """
     ref, cur = _as_samples(reference), _as_samples(live)
     if ref.shape[0] != cur.shape[0]:

@@ -78,8 +78,12 @@ def simulate(
     alpha: float = 0.01,
     seed: int = 0,
     batch: int = 2_000,
+    method: DriftMethod = DriftMethod.CHI_SQUARED,
 ) -> Rates:
-    """Alarm rates over ``windows`` independent windows; ``shift_sd`` moves feature x0's mean."""
+    """Alarm rates over ``windows`` independent windows; ``shift_sd`` moves feature x0's mean.
+
+    ``method`` picks the sample-size-aware rule under test (ChiSquared is what Auto uses on counts).
+    """
     rng = np.random.default_rng(seed)
     default, psi_any, psi_numeric = 0, 0, 0
     for start in range(0, windows, batch):
@@ -91,7 +95,7 @@ def simulate(
         ref = np.concatenate([np.pad(num_ref, pad), cat_ref], axis=1)  # (windows, features, bins)
         live = np.concatenate([np.pad(num_live, pad), cat_live], axis=1)
         flat_ref, flat_live = ref.reshape(-1, width), live.reshape(-1, width)
-        _, p = binned_test(flat_ref, flat_live, DriftMethod.CHI_SQUARED)
+        _, p = binned_test(flat_ref, flat_live, method)
         adjusted = adjust_pvalues(p.reshape(ref.shape[:2]), Correction.BONFERRONI)
         default += int((adjusted <= alpha).any(axis=1).sum())
         over = (psi(flat_ref, flat_live) > 0.1).reshape(ref.shape[:2])
