@@ -61,6 +61,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    peering_lifetime: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description=(
+            "Seconds a replica's peering heartbeat stays valid; a replica that died without saying goodbye "
+            "(SIGKILL, node loss) blocks the others this long."
+        ),
+    )
+
     # -- the work -----------------------------------------------------------------------------------------
     trainer_image: str = Field(
         default="ghcr.io/kubeloop/trainer:0.1.0",

@@ -131,3 +131,32 @@ def test_a_champion_the_candidate_cannot_beat_fails_the_gate_with_both_numbers(
     assert champion == get(cluster, "modelversion", namespace, "iris-v1")["spec"]["metrics"]["accuracy"]
     assert [m["metadata"]["name"] for m in get(cluster, "modelversions", namespace)] == ["iris-v1"]
     assert "modelVersion" not in status
+
+
+def test_deleting_a_run_deletes_its_job_and_task_but_not_its_model_version(cluster, operator, namespace):
+    data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
+    apply(cluster, training_run("done", namespace, data))
+    assert condition(wait_finished(cluster, namespace, "done"), "Succeeded")["status"] == "True"
+    apply(cluster, training_run("busy", namespace, data))
+    # a run in progress holds kopf's finalizer (its daemon is stopped before the run goes)
+    busy = wait_for(
+        lambda: (r := get(cluster, "trainingrun", namespace, "busy"))["metadata"].get("finalizers") and r,
+        60,
+        "the running run's finalizer",
+        interval=0.1,
+    )
+    assert busy["metadata"]["finalizers"] == ["kubeloop.dev/finalizer"]
+    wait_finished(cluster, namespace, "busy")
+    assert not get(cluster, "trainingrun", namespace, "busy")["metadata"].get("finalizers")
+
+    version = get(cluster, "trainingrun", namespace, "done")["status"]["modelVersion"]
+    cluster.kubectl("delete", "trainingrun", "done", "-n", namespace, "--timeout=60s")
+
+    def collected():
+        jobs = get(cluster, "jobs", namespace, selector="kubeloop.dev/training-run=done")
+        maps = get(cluster, "configmaps", namespace, selector="kubeloop.dev/training-run=done")
+        return jobs == [] and maps == []
+
+    wait_for(collected, 60, "the garbage collector to delete the Job and the task ConfigMap")
+    kept = get(cluster, "modelversion", namespace, version)
+    assert kept["spec"]["lineage"]["trainingRun"] == "done"

@@ -42,6 +42,7 @@ def apply_settings(kopf_settings: kopf.OperatorSettings, ours: Settings) -> None
         kopf_settings.peering.name = ours.peering
         kopf_settings.peering.mandatory = True  # never fall back to acting alone if peering is missing
         kopf_settings.peering.priority = ours.peering_priority
+        kopf_settings.peering.lifetime = ours.peering_lifetime
 
     progress, diffbase = _progress_storage(ours.progress_storage)
     kopf_settings.persistence.progress_storage = progress
