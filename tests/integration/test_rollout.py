@@ -38,7 +38,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 pytest.register_assert_rewrite("operator_fixtures")
-from operator_fixtures import condition, get, s3_fs, wait_for  # noqa: E402
+from operator_fixtures import condition, get, install_rbac, s3_fs, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["operator_fixtures"]
@@ -125,9 +125,10 @@ def _failing_artifact(good: Path, out: Path) -> Path:
 
 
 def model_version(
-    namespace: str, version: int, artifact: Artifact, *, steps=None, replicas=2, **spec
+    namespace: str, version: int, artifact: Artifact, *, steps=None, replicas=2, routing=None, **spec
 ) -> dict:
     canary = {"steps": steps or STEPS, "analysis": ANALYSIS}
+    serving = {"replicas": replicas, "canary": canary, **({"trafficRouting": routing} if routing else {})}
     return {
         "apiVersion": "kubeloop.dev/v1alpha1",
         "kind": "ModelVersion",
@@ -141,7 +142,7 @@ def model_version(
             "version": version,
             "artifact": {"uri": artifact.uri, "digest": artifact.digest},
             "stage": "Production",
-            "serving": {"replicas": replicas, "canary": canary},
+            "serving": serving,
             **spec,
         },
     }
@@ -668,3 +669,80 @@ def test_manual_approval_pauses_and_a_newer_version_supersedes(cluster, operator
     found = deployments(cluster, namespace)
     assert {n: d["spec"]["replicas"] for n, d in found.items()} == {"iris-v1": 0, "iris-v2": 0, "iris-v4": 2}
     assert_no_request_failed(generator)
+
+
+# A stand-in for the Gateway API's HTTPRoute CRD (no gateway controller runs here): the operator finds it
+# through API discovery and writes the route; what a gateway would do with it is not under test.
+HTTPROUTE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {
+        "name": "httproutes.gateway.networking.k8s.io",
+        # *.k8s.io groups are protected; this stand-in says plainly that it is not the approved API
+        "annotations": {"api-approved.kubernetes.io": "unapproved, a test stand-in for the Gateway API"},
+    },
+    "spec": {
+        "group": "gateway.networking.k8s.io",
+        "names": {
+            "kind": "HTTPRoute",
+            "plural": "httproutes",
+            "singular": "httproute",
+            "listKind": "HTTPRouteList",
+        },
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def test_gateway_api_routing_moves_route_weights_and_keeps_the_stable(
+    cluster, operator, namespace, artifacts, load
+):
+    apply(cluster, HTTPROUTE_CRD)
+    cluster.kubectl("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io")
+    install_rbac(cluster, sets=("rbac.gatewayApi=true",))  # the chart's opt-in rule for HTTPRoutes
+    operator.restart()  # API discovery is cached for a minute; start with a fresh look
+    deploy_stable(cluster, namespace, artifacts["stable"])
+    # Traffic for the analysis (through the model Service: no gateway forwards by the route here).
+    load({"1": artifacts["stable"].expected(), "2": artifacts["good"].expected()})
+    seen: list[dict[str, int]] = []
+    stable_counts: set[int] = set()
+
+    def watch_route() -> dict | None:
+        route = get(cluster, "httproute", namespace, SERVICE)
+        if route:
+            weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+            if not seen or seen[-1] != weights:
+                seen.append(weights)
+        stable = deployments(cluster, namespace).get(f"{MODEL}-v1")
+        if stable and rollout_of(mv(cluster, namespace, 2)).get("phase") == "Progressing":
+            stable_counts.add(stable["spec"]["replicas"])
+        done = mv(cluster, namespace, 2)
+        return done if rollout_of(done).get("completionTime") else None
+
+    apply(cluster, model_version(namespace, 2, artifacts["good"], routing="GatewayAPI"))
+    done = wait_for(watch_route, 180, "the GatewayAPI rollout to end", interval=0.3)
+    watch_route()  # the promotion's route write may have landed between two reads of the last poll
+    assert rollout_of(done)["phase"] == "Promoted", json.dumps(rollout_of(done), indent=1)
+    assert [a["weight"] for a in rollout_of(done)["analyses"]] == [10, 50, 100]  # exact, not replica-rounded
+    assert seen == [
+        {"iris-v1": 90, "iris-v2": 10},
+        {"iris-v1": 50, "iris-v2": 50},
+        {"iris-v1": 0, "iris-v2": 100},
+        {"iris-v2": 100},
+    ], seen
+    assert stable_counts == {2}  # the stable kept its full count while the route moved
+    route = get(cluster, "httproute", namespace, SERVICE)
+    assert {o["name"] for o in route["metadata"]["ownerReferences"]} == {"iris-v1", "iris-v2"}
+    services = {s["metadata"]["name"] for s in get(cluster, "services", namespace) or []}
+    assert {SERVICE, "iris-v1", "iris-v2"} <= services
+    assert deployments(cluster, namespace)["iris-v1"]["spec"]["replicas"] == 0

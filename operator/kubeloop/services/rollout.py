@@ -60,6 +60,7 @@ ENDED_REASON = {
     "Idle": "RolloutCancelled",
 }
 IDLE_DELAY = 30.0
+MIN_PROGRESS_DEADLINE = 300
 
 
 def _default_serving_resources() -> ResourceRequirements:
@@ -371,8 +372,11 @@ class RolloutService:
             s3_endpoint_url=settings.s3_endpoint_url,
             allowed_modules=settings.allowed_modules,
             drain_seconds=self.options.drain_seconds,
+            # Pods get the inconclusive timeout to become Ready, and never less than five minutes: image
+            # pulls and model downloads are slow, and a canary that cannot start costs nothing meanwhile.
             progress_deadline_seconds=max(
-                30, int(mv.spec.serving.canary.analysis.inconclusive_timeout.total_seconds())
+                MIN_PROGRESS_DEADLINE,
+                int(mv.spec.serving.canary.analysis.inconclusive_timeout.total_seconds()),
             ),
         )
 
@@ -402,6 +406,10 @@ class RolloutService:
             return
         me = snap.version.spec.version
         owners = [b for b in (snap.stable_body, snap.body) if b is not None]
+        # The route's backends are per-version Services; the stable may predate GatewayAPI routing.
+        for body, mv in ((snap.body, snap.version), (snap.stable_body, snap.stable)):
+            if body is not None and mv is not None:
+                objects.ensure_version_service(self.kube, self._plan(body, mv, 0, "stable"))
         plan = serving.RoutePlan(
             model=snap.version.spec.model,
             namespace=snap.namespace,
