@@ -21,6 +21,7 @@ changed, so repeating a step is free and silent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -214,7 +215,7 @@ class _Reconcile:
         except (KeyError, ValueError):
             return plan
         name = (existing["metadata"].get("annotations") or {}).get(CHAMPION_ANNOTATION)
-        return TrainingJobPlan(**{**plan.__dict__, "champion": task.champion, "champion_name": name})
+        return dataclasses.replace(plan, champion=task.champion, champion_name=name)
 
     def ensure_job(self, spec: TrainingRunSpec) -> dict[str, Any]:
         """The run's Job: the existing one, or a new one with its task ConfigMap; recorded in the status."""
