@@ -46,6 +46,8 @@ class DemoConfig:
     # the monitor needs this many rows on both sides: the reference is the 112-row training split
     min_samples: int = 100
     consecutive_windows: int = 2
+    # per window, over all features (Bonferroni): the demo judges ~25 windows in a few minutes
+    false_alarm_rate: float = 0.001
     baseline_windows: int = 2  # windows judged NoDrift-or-not before the shift starts
 
     # the canary plan of every version: (weight, interval) steps, and what a step must show

@@ -92,7 +92,7 @@ def drift_monitor(config: DemoConfig, fresh_data_uri: str) -> dict[str, Any]:
             interval=config.monitor_interval,
             min_samples=config.min_samples,
             method="Auto",
-            thresholds=DriftThresholds(false_alarm_rate=0.01, correction="Bonferroni"),
+            thresholds=DriftThresholds(false_alarm_rate=config.false_alarm_rate, correction="Bonferroni"),
             consecutive_windows=config.consecutive_windows,
             performance_floor=PerformanceFloor(metric="accuracy", min=0.8, min_labels=50),
             retrain=RetrainPolicy(

@@ -137,9 +137,12 @@ def test_drifted_names_the_shifted_feature(loop):
     ]
     assert drifted and drifted[0].time > result.milestones["shift started"]
     assert config.shift_feature in drifted[0].message
-    shifted_windows = [w for w in result.windows if w.verdict == "Drift" and w.model_version == result.v1]
-    assert len(shifted_windows) >= config.consecutive_windows
-    for window in shifted_windows:
+    trigger_window = status(result.monitor)["lastRetrain"]["window"]
+    causing = [
+        w for w in result.windows if trigger_window - config.consecutive_windows < w.index <= trigger_window
+    ]
+    assert [w.verdict for w in causing] == ["Drift"] * config.consecutive_windows, causing
+    for window in causing:
         assert window.features[config.shift_feature].drifted
         others = [n for n, f in window.features.items() if f.drifted and n != config.shift_feature]
         assert not others, f"window {window.index}: unshifted features flagged {others}"
