@@ -433,3 +433,26 @@ def test_deleting_a_pod_sends_sigterm_then_sigkill_after_the_grace_period(cluste
     Path(f"/tmp/{marker}").unlink()
     assert not processes_with(marker), "SIGKILL ended it after the grace period"
     assert elapsed >= 2, f"the grace period was honoured (took {elapsed:.1f}s)"
+
+
+def test_a_volume_over_the_project_keeps_the_project_visible(cluster, namespace):
+    """An emptyDir over the clone's parent (as an emptyDir at /tmp covers a clone in /tmp) hides neither the
+    virtualenv the container runs nor the sources; the rest of the directory is the empty volume."""
+    from kubeloop_cluster.paths import REPO_ROOT
+
+    parent = str(REPO_ROOT.parent)
+    code = (
+        "import os, pathlib, kubeloop_cluster;"
+        f"entries = sorted(os.listdir({parent!r}));"
+        "pathlib.Path('/dev/termination-log').write_text(','.join(entries))"
+    )
+    job = python_job(
+        "covered",
+        code,
+        container={"volumeMounts": [{"name": "scratch", "mountPath": parent}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+    )
+    apply(cluster, {**job, "metadata": {"name": "covered", "namespace": namespace}})
+    assert wait_for(lambda: job_condition(cluster, namespace, "covered"), what="job covered") == "Complete"
+    message = job_pod(cluster, namespace, "covered")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert message["message"] == REPO_ROOT.name, "only the project is visible in the covering volume"

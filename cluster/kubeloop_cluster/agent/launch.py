@@ -38,6 +38,13 @@ def _mount(source: str, target: str, read_only: bool) -> None:
         _check(_libc.mount(None, target.encode(), None, flags, None), f"remount {target} read-only")
 
 
+def _keep_visible(paths: list[str], mounts: list[dict]) -> list[tuple[int, str]]:
+    """Open the project's paths that a volume is about to cover (a clone under /tmp, with an emptyDir at /tmp),
+    so they can be bound back on top: the container runs the project's own virtualenv and sources."""
+    covered = [path for path in paths if any(path.startswith(m["target"].rstrip("/") + "/") for m in mounts)]
+    return [(os.open(path, os.O_PATH | os.O_DIRECTORY), path) for path in covered]
+
+
 def main(spec_path: str) -> None:
     with open(spec_path) as handle:
         spec = json.load(handle)
@@ -50,8 +57,12 @@ def main(spec_path: str) -> None:
     if spec["mounts"]:
         _check(_libc.unshare(_CLONE_NEWNS), "unshare the mount namespace")
         _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+        kept = _keep_visible(spec.get("keepVisible", []), spec["mounts"])
         for mount in spec["mounts"]:
             _mount(mount["source"], mount["target"], mount["readOnly"])
+        for fd, path in kept:
+            _mount(f"/proc/self/fd/{fd}", path, read_only=False)
+            os.close(fd)
     os.chdir(spec["cwd"])
     try:
         os.execvpe(spec["argv"][0], spec["argv"], spec["env"])

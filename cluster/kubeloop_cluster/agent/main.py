@@ -27,6 +27,7 @@ from kubeloop_cluster.agent.images import ENTRYPOINTS
 from kubeloop_cluster.agent.ipam import PodIPs
 from kubeloop_cluster.agent.node import lease_manifest, node_manifest, node_status, now, now_micro
 from kubeloop_cluster.agent.pod import PodWorker
+from kubeloop_cluster.paths import REPO_ROOT
 
 HEARTBEAT_SECONDS = 10
 LEASE_SECONDS = 40
@@ -54,6 +55,9 @@ class Agent:
         self.netns_path = f"/run/netns/{network['netns']}"
         self.ips = PodIPs.in_namespace(state_dir / "ips.json", network["cidr"], network["netns"])
         self.forwards = forwards
+        # What a container must still see when a volume covers its parent (e.g. an emptyDir at /tmp over a
+        # clone in /tmp): the virtualenv the agent runs from, and the sources an editable install points at.
+        self.project_paths = sorted({str(Path(sys.prefix)), str(REPO_ROOT)})
         self.workers: dict[str, PodWorker] = {}
         self.finished: set[str] = set()
         self.lock = threading.Lock()

@@ -202,6 +202,7 @@ class PodWorker(threading.Thread):
             "mounts": volumes.mounts(container.spec, self.volumes, container.termination_log),
             "terminationLog": str(container.termination_log),
             "netns": self.agent.netns_path,
+            "keepVisible": self.agent.project_paths,
         }
         spec_path = self.workdir / f"{container.name}.launch.json"
         spec_path.write_text(json.dumps(launch))
