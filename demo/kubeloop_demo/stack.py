@@ -41,22 +41,6 @@ class StackError(RuntimeError):
     """Something the demo needs did not start; the message says what and where its log is."""
 
 
-# Paths the operator's pods mount volumes over (an emptyDir at /tmp for training and serving pods). The node
-# agent runs containers from the project's virtualenv, so a virtualenv under one of them is hidden from the
-# pods, which then fail with "cannot start 'kubeloop-trainer': No such file or directory".
-POD_MOUNTS = (Path("/tmp"),)
-
-
-def check_venv(executable: Path = Path(sys.executable)) -> None:
-    venv = executable.parent.parent.absolute()
-    for mount in POD_MOUNTS:
-        if venv == mount or mount in venv.parents:
-            raise StackError(
-                f"the virtualenv {venv} is under {mount}, which the pods mount an emptyDir over, so they "
-                f"could not run kubeloop-trainer: clone the repository outside {mount}"
-            )
-
-
 # -- cluster setup ----------------------------------------------------------------------------------------
 def helm_template(cluster: LocalCluster, *templates: str, sets: tuple[str, ...] = ()) -> list[dict]:
     args = [str(cluster.tool("helm")), "template", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE]
@@ -220,7 +204,6 @@ class Stack:
         self._started_cluster = False
 
     def up(self) -> Stack:
-        check_venv()
         self.output.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         if self.cluster.is_up():
