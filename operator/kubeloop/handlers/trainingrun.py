@@ -79,6 +79,10 @@ async def drive(
                 failures += 1
                 delay = min(context.settings.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
                 logger.warning("reconcile failed (attempt %d), retrying in %.0fs: %s", failures, delay, e)
+            except Exception:  # a bug must not end the run's daemon for good: log it, back off, retry
+                failures += 1
+                delay = min(context.settings.retry_delay * 2 ** (failures - 1), MAX_BACKOFF)
+                logger.exception("reconcile crashed (attempt %d), retrying in %.0fs", failures, delay)
             await _sleep(wake, stopped, delay)
     finally:
         if _wakeups.get(key) is wake:
