@@ -190,20 +190,33 @@ def _dump(status: BaseModel) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def merge_patch(before: Any, after: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `before` into `after`; {} when they are equal.
+
+    Recursive, with an explicit null for every key that disappears at any depth: a merge patch merges nested
+    objects, so a nested field that became unset (a rollout step's start time when the next step begins) must
+    be nulled, not just left out. Lists are replaced whole, as merge patches do.
+    """
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return after
+    patch: dict[str, Any] = dict.fromkeys(before.keys() - after.keys())
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = value
+        elif before[key] != value:
+            patch[key] = merge_patch(before[key], value) if isinstance(value, dict) else value
+    return patch
+
+
 def status_patch(current: Mapping[str, Any] | None, desired: S) -> dict[str, Any] | None:
     """The JSON merge patch body (`{"status": {...}}`) from the stored status to `desired`, or None if equal.
 
     Only the model's own fields are compared: keys kopf keeps under status (`status.kopf`) are never touched.
     Both sides go through the model, so a default that the stored object leaves out is not a change. Fields
-    the desired status drops are deleted with null.
+    the desired status drops, at any depth, are deleted with null.
     """
     model = type(desired)
-    before = _dump(model.model_validate(dict(current or {})))
-    after = _dump(desired)
-    changed: dict[str, Any] = {}
-    for key in before.keys() | after.keys():
-        if before.get(key) != after.get(key):
-            changed[key] = after.get(key)
+    changed = merge_patch(_dump(model.model_validate(dict(current or {}))), _dump(desired))
     if not changed:
         return None
     return {"status": {k: changed[k] for k in sorted(changed)}}

@@ -123,26 +123,6 @@ def _dump(status: ModelVersionStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def merge_diff(before: Any, after: Any) -> Any:
-    """The JSON merge patch (RFC 7386) that turns `before` into `after`; {} when they are equal.
-
-    Recursive, with an explicit null for every key that disappears at any depth: a merge patch merges
-    nested objects, so a field of `status.rollout` that became unset (a step's start time when the next
-    step begins) must be nulled, not just left out. Lists are replaced whole, as merge patches do.
-    """
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return after
-    patch: dict[str, Any] = {}
-    for key in before.keys() - after.keys():
-        patch[key] = None
-    for key, value in after.items():
-        if key not in before:
-            patch[key] = value
-        elif before[key] != value:
-            patch[key] = merge_diff(before[key], value) if isinstance(value, dict) else value
-    return patch
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -497,11 +477,7 @@ class RolloutService:
             desired = self._desired_status(
                 snap, status, decision, body["metadata"].get("generation"), started
             )
-            diff = merge_diff(_dump(status), _dump(desired))
-            if not diff:
-                return None
-            patch = {"status": diff, "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}}
-            return self.kube.patch(MODEL_VERSION, snap.namespace, snap.name, patch, subresource="status")
+            return self.kube.patch_status(MODEL_VERSION, body, desired, conditional=True)
 
         retry_on_conflict(attempt, what=f"rollout status of {snap.namespace}/{snap.name}")
 

@@ -142,7 +142,7 @@ def test_an_unreadable_baseline_is_ignored():
 
 
 def test_merge_diff_nulls_nested_fields_that_disappear():
-    from kubeloop.services.rollout import merge_diff
+    from kubeloop.api.status import merge_patch as merge_diff
 
     before = {
         "stage": "Staging",
@@ -163,7 +163,7 @@ def test_merge_diff_nulls_nested_fields_that_disappear():
 
 
 def test_merge_diff_applied_as_a_merge_patch_gives_the_desired_document():
-    from kubeloop.services.rollout import merge_diff
+    from kubeloop.api.status import merge_patch as merge_diff
 
     def apply(target, patch):  # RFC 7386
         if not isinstance(patch, dict):
