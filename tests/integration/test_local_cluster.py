@@ -456,3 +456,40 @@ def test_a_volume_over_the_project_keeps_the_project_visible(cluster, namespace)
     assert wait_for(lambda: job_condition(cluster, namespace, "covered"), what="job covered") == "Complete"
     message = job_pod(cluster, namespace, "covered")["status"]["containerStatuses"][0]["state"]["terminated"]
     assert message["message"] == REPO_ROOT.name, "only the project is visible in the covering volume"
+
+
+def test_pre_stop_hook_runs_before_sigterm(cluster, namespace):
+    marker = f"marker-{uuid.uuid4().hex}"
+    prestop, term = Path(f"/tmp/{marker}.prestop"), Path(f"/tmp/{marker}.term")
+    server = (
+        "import signal, sys, time, pathlib;"
+        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path('{term}').write_text("
+        f"str(pathlib.Path('{prestop}').exists())), sys.exit(0)));"
+        "time.sleep(600)"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hooked", "namespace": namespace},
+        "spec": {
+            "terminationGracePeriodSeconds": 10,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.11-slim",
+                    "command": ["python", "-c", server, marker],
+                    "lifecycle": {
+                        "preStop": {"exec": {"command": ["python", "-c", f"open('{prestop}', 'w').close()"]}}
+                    },
+                }
+            ],
+        },
+    }
+    apply(cluster, pod)
+    wait_for(lambda: processes_with(marker), what="the hooked process")
+    cluster.kubectl("delete", "pod", "hooked", "-n", namespace, "--wait=true", "--timeout=30s")
+    try:
+        assert term.read_text() == "True", "SIGTERM came after the preStop hook had run"
+    finally:
+        prestop.unlink(missing_ok=True)
+        term.unlink(missing_ok=True)

@@ -195,21 +195,9 @@ class PodWorker(threading.Thread):
         except podenv.EnvError as error:
             container.state = {"waiting": {"reason": "CreateContainerError", "message": str(error)}}
             return
-        launch = {
-            "argv": argv,
-            "env": container.env,
-            "cwd": container.spec.get("workingDir") or str(self.workdir),
-            "mounts": volumes.mounts(container.spec, self.volumes, container.termination_log),
-            "terminationLog": str(container.termination_log),
-            "netns": self.agent.netns_path,
-            "keepVisible": self.agent.project_paths,
-        }
-        spec_path = self.workdir / f"{container.name}.launch.json"
-        spec_path.write_text(json.dumps(launch))
-        spec_path.chmod(0o600)  # the environment may hold secret values
         with container.log.open("ab") as log:
             container.process = subprocess.Popen(
-                [sys.executable, "-m", "kubeloop_cluster.agent.launch", str(spec_path)],
+                self._launcher(container, argv, "launch"),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -223,6 +211,43 @@ class PodWorker(threading.Thread):
         self.agent.event(
             self.pod, "Started", f"Started container {container.name} as pid {container.process.pid}"
         )
+
+    def _launcher(self, container: Container, argv: list[str], purpose: str) -> list[str]:
+        """The command that runs `argv` inside the container: its network, volumes and environment."""
+        launch = {
+            "argv": argv,
+            "env": container.env,
+            "cwd": container.spec.get("workingDir") or str(self.workdir),
+            "mounts": volumes.mounts(container.spec, self.volumes, container.termination_log),
+            "terminationLog": str(container.termination_log),
+            "netns": self.agent.netns_path,
+            "keepVisible": self.agent.project_paths,
+        }
+        spec_path = self.workdir / f"{container.name}.{purpose}.json"
+        spec_path.write_text(json.dumps(launch))
+        spec_path.chmod(0o600)  # the environment may hold secret values
+        return [sys.executable, "-m", "kubeloop_cluster.agent.launch", str(spec_path)]
+
+    def _pre_stop(self, container: Container, budget: float) -> None:
+        """Run the preStop hook before SIGTERM, within the grace period, as the kubelet does: a server
+        sleeps there until the endpoint lists stop naming it, so no request reaches a closed socket."""
+        hook = (container.spec.get("lifecycle") or {}).get("preStop")
+        if not hook or budget <= 0:
+            return
+        if "sleep" in hook:
+            time.sleep(min(float(hook["sleep"]["seconds"]), budget))
+        elif "httpGet" in hook:
+            check(
+                {"httpGet": hook["httpGet"], "timeoutSeconds": budget}, container.spec, self.ip, container.env
+            )
+        elif "exec" in hook:
+            argv = [podenv.expand(part, container.env) for part in hook["exec"]["command"]]
+            try:
+                subprocess.run(
+                    self._launcher(container, argv, "prestop"), timeout=budget, capture_output=True
+                )
+            except subprocess.TimeoutExpired:
+                pass
 
     def _probe(self, container: Container, clock: float) -> None:
         for state, kind in ((container.readiness, "Readiness"), (container.liveness, "Liveness")):
@@ -282,9 +307,11 @@ class PodWorker(threading.Thread):
         process = container.process
         if process is None:
             return
+        started = time.monotonic()
+        self._pre_stop(container, grace)
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace)
+            process.wait(timeout=max(0.0, grace - (time.monotonic() - started)))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
