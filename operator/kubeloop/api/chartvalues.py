@@ -22,7 +22,7 @@ class Values(BaseModel):
 
 class ImageValues(Values):
     repository: str = Field(
-        default="ghcr.io/kubeloop/kubeloop-operator",
+        default="ghcr.io/kubeloop/operator",
         min_length=1,
         description="Image repository of the operator.",
     )
@@ -101,7 +101,7 @@ class OperatorValues(Values):
         default="INFO", description="Operator log level (KUBELOOP_LOG_LEVEL)."
     )
     trainer_image: str = Field(
-        default="ghcr.io/kubeloop/kubeloop-trainer:0.1.0",
+        default="ghcr.io/kubeloop/trainer:0.1.0",
         min_length=1,
         description="Default image of training Jobs and model servers (KUBELOOP_TRAINER_IMAGE).",
     )
