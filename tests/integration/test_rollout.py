@@ -208,7 +208,6 @@ class LoadGenerator:
     failures: list[Failure] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
     first_ready: dict[str, float] = field(default_factory=dict)  # pod -> when it first became a target
-    left: dict[str, float] = field(default_factory=dict)  # pod -> when it last stopped being a target
     _slices: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -247,7 +246,6 @@ class LoadGenerator:
             ready += [(address, pod) for address in ep.addresses]
         now = time.monotonic()
         with self._lock:
-            before = {pod for ts in self._slices.values() for _, pod in ts}
             if kind == "DELETED":
                 self._slices.pop(name, None)
             else:
@@ -255,8 +253,6 @@ class LoadGenerator:
             after = {pod for ts in self._slices.values() for _, pod in ts}
             for pod in after:
                 self.first_ready.setdefault(pod, now)
-            for pod in before - after:
-                self.left[pod] = now
 
     def _watch(self) -> None:
         api = kclient.DiscoveryV1Api(kconfig.new_client_from_config(str(self.kubeconfig)))
@@ -310,32 +306,12 @@ class LoadGenerator:
         if expected is None or int(answer) != int(expected[row]):
             self.wrong.append(f"{pod} (v{version}) answered {answer} for row {row}")
 
-    def at_leaving_pod(self, failure: Failure) -> bool:
-        """Whether the pod was leaving the endpoints at that moment (its slice update raced the request)."""
-        left = self.left.get(failure.pod)
-        return left is not None and abs(failure.at - left) <= LEAVING_WINDOW
-
-
-# A refused connection this close to the moment a pod left the EndpointSlice is the agent's missing preStop.
-LEAVING_WINDOW = 3.0
-PRESTOP_GAP = (
-    "the local node agent stops a deleted pod's server at once, without running the Deployment's "
-    "preStop sleep first as the kubelet does (cluster/kubeloop_cluster/agent/pod.py::_terminate), so a "
-    "request can reach a scaled-down pod before the EndpointSlice update reaches the client"
-)
-
 
 def assert_no_request_failed(generator: LoadGenerator) -> None:
-    """Every answer right for the version that gave it, and no request failed because of the rollout.
-
-    The one known exception is named: a pod scaled down while its endpoint removal was in flight, which
-    the preStop sleep prevents on a real kubelet. It is reported as an expected failure, never a pass.
-    """
+    """Every answer right for the version that gave it, and no request failed because of the rollout: a
+    leaving pod sleeps in preStop until the endpoint lists stop naming it, then finishes what is in flight."""
     assert generator.wrong == [], generator.wrong[:10]
-    unexplained = [f for f in generator.failures if not generator.at_leaving_pod(f)]
-    assert unexplained == [], unexplained[:10]
-    if generator.failures:
-        pytest.xfail(f"{len(generator.failures)} request(s) refused by leaving pods: {PRESTOP_GAP}")
+    assert generator.failures == [], generator.failures[:10]
 
 
 @dataclass
