@@ -12,6 +12,8 @@ import json
 import signal
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
@@ -59,6 +61,18 @@ def write_outputs(result: StoryResult, config: DemoConfig) -> tuple[Path, Path, 
     return plot, out / "lineage.txt", lines
 
 
+def _say_safely(print_line: Callable[[str], None]) -> Callable[[str], None]:
+    """A terminal that went away (SIGHUP, a closed pipe) must not stop the teardown half way."""
+
+    def say(text: str) -> None:
+        try:
+            print_line(text)
+        except OSError:
+            pass
+
+    return say
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeloop-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--cluster", default="demo", help="name of the demo's own local cluster")
@@ -70,15 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     live = sys.stdout.isatty() and not args.plain
     started = time.monotonic()
     view = LiveView(t0=started) if live else PlainView(t0=started)
+    say = _say_safely(view.note)
+    echo = _say_safely(print)
 
-    def say(text: str) -> None:
-        view.note(text)
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too, explicitly: a shell that starts the demo in the background may have set it to be ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     stack = Stack(config, say, keep=args.keep)
     story: Story | None = None
-    code = 0
+    code, failure = 0, ""
+    outputs = None
     try:
         if live:
             view.__enter__()
@@ -86,42 +101,45 @@ def main(argv: list[str] | None = None) -> int:
         story = Story(stack, view, t0=started)
         story.run()
     except StageFailed as e:
-        code = 1
-        failure = str(e)
+        code, failure = 1, str(e)
     except (SetupError, StackError) as e:
-        code = 2
-        failure = f"setup failed: {e}"
+        code, failure = 2, f"setup failed: {e}"
     except KeyboardInterrupt:
-        code = 130
-        failure = "interrupted"
+        code, failure = 130, "interrupted"
+    except Exception as e:  # a bug: still stop everything, then say what it was
+        code, failure = 1, f"internal error: {type(e).__name__}: {e}"
+        traceback.print_exc()
     finally:
-        # Teardown must finish: a second Ctrl-C would leave processes behind.
+        # Teardown must finish: a second Ctrl-C (or a terminal that hung up) would leave processes behind.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
         if live:
-            view.__exit__()
-        outputs = None
+            try:
+                view.__exit__()
+            except Exception:
+                pass
         if story is not None:
             try:
                 outputs = write_outputs(story.result, config)
             except Exception as e:  # the outputs must never keep the cluster running
-                print(f"kubeloop-demo: could not write the outputs: {e}", file=sys.stderr)
+                echo(f"kubeloop-demo: could not write the outputs: {e}")
         say("stopping the operator and the cluster ...")
         stack.down()
     wall = time.monotonic() - started
     if outputs is not None:
         plot, lineage_file, lines = outputs
         if code == 0:
-            print("\nLineage (read back from the cluster):\n")
-            print("\n".join(lines))
-        print(f"\nplot: {plot}\nlineage: {lineage_file}\noperator log: {config.output / 'operator.log'}")
-        print(f"pod logs: {config.output / 'pods'}/<pod>/<container>.log")
-    if code == 0:
-        assert story is not None
+            echo("\nLineage (read back from the cluster):\n")
+            echo("\n".join(lines))
+        echo(f"\nplot: {plot}\nlineage: {lineage_file}\noperator log: {config.output / 'operator.log'}")
+        echo(f"pod logs: {config.output / 'pods'}/<pod>/<container>.log")
+    if code == 0 and story is not None:
         stages = ", ".join(f"{title.split(':')[0]} {seconds:.0f}s" for title, seconds in story.result.stages)
-        print(f"\nkubeloop-demo: the loop closed in {wall:.0f}s ({stages})")
+        echo(f"\nkubeloop-demo: the loop closed in {wall:.0f}s ({stages})")
     else:
-        print(f"\nkubeloop-demo: {failure} (after {wall:.0f}s)", file=sys.stderr)
+        _say_safely(lambda text: print(text, file=sys.stderr))(
+            f"\nkubeloop-demo: {failure} (after {wall:.0f}s)"
+        )
     return code
 
 

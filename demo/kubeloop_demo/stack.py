@@ -262,17 +262,15 @@ class Stack:
         return target
 
     def down(self) -> None:
-        """Stop what `up()` started, in reverse order; safe to call at any point, and twice."""
+        """Stop what `up()` started, in reverse order; safe to call at any point, and twice. One step that
+        fails never keeps the next from running: the cluster always goes down (unless kept)."""
         if self._started_cluster:
-            try:
-                self.collect_logs()
-            except OSError as e:
-                self.say(f"could not copy the pod logs: {e}")
+            self._step("copy the pod logs", self.collect_logs)
         if self.kube is not None:
-            self.kube.close()
+            self._step("close the API client", self.kube.close)
             self.kube = None
         if self.operator is not None:
-            self.operator.stop()
+            self._step("stop the operator", self.operator.stop)
             self.operator = None
         if self._started_cluster:
             if self.keep:
@@ -282,5 +280,11 @@ class Stack:
                 )
             else:
                 self.say(f"stopping cluster {self.config.cluster!r} ...")
-                self.cluster.down(quiet=True)
+                self._step("stop the cluster", lambda: self.cluster.down(quiet=True))
             self._started_cluster = False
+
+    def _step(self, what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as e:
+            self.say(f"could not {what}: {type(e).__name__}: {e}")

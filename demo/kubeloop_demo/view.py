@@ -38,9 +38,13 @@ def trigger_text(run: dict[str, Any]) -> str:
 
 def runs_table(board: Board) -> Table:
     table = Table(title="TrainingRuns", title_justify="left", expand=False, box=None, header_style="bold")
-    for column in ("name", "trigger", "data", "trained", "gate", "registered", "succeeded", "version"):
+    runs = list(board.observer.items("TrainingRun"))
+    table.add_column(
+        "name", no_wrap=True, min_width=max((len(r["metadata"]["name"]) for r in runs), default=4)
+    )
+    for column in ("trigger", "data", "trained", "gate", "reg", "done", "version"):
         table.add_column(column, no_wrap=True)
-    for run in board.observer.items("TrainingRun"):
+    for run in runs:
         marks = [_mark(run, type_) for type_ in RUN_CONDITIONS]
         version = status(run).get("modelVersion") or ""
         table.add_row(run["metadata"]["name"], trigger_text(run), *marks, version)
@@ -74,11 +78,14 @@ def analysis_text(analysis: dict[str, Any] | None) -> Text:
 
 def versions_table(board: Board) -> Table:
     table = Table(title="ModelVersions", title_justify="left", expand=False, box=None, header_style="bold")
-    for column in ("name", "desired", "stage", "rollout", "ready", "last analysis"):
+    versions = list(board.observer.items("ModelVersion"))
+    table.add_column(
+        "name", no_wrap=True, min_width=max((len(v["metadata"]["name"]) for v in versions), default=4)
+    )
+    for column in ("desired", "stage", "rollout", "ready"):
         table.add_column(column, no_wrap=True)
-    for version in board.observer.items("ModelVersion"):
+    for version in versions:
         st = status(version)
-        analyses = (st.get("rollout") or {}).get("analyses") or []
         rolled_back = condition(version, "RolledBack")
         stage = st.get("stage") or "-"
         if rolled_back and rolled_back.get("status") == "True":
@@ -89,34 +96,44 @@ def versions_table(board: Board) -> Table:
             stage,
             rollout_label(st.get("rollout")) or "-",
             str(st.get("readyReplicas", 0)),
-            analysis_text(analyses[-1] if analyses else None),
         )
     return table
 
 
-def _feature_scores(monitor: dict[str, Any]) -> Text:
+def analyses_lines(board: Board) -> Text:
+    """The last canary analysis of each version in a rollout, one line each, below the table."""
     text = Text()
-    for f in status(monitor).get("features") or []:
-        if text:
-            text.append("  ")
-        p = f.get("pValue")
-        value = f"p={p:.2g}" if isinstance(p, int | float) else f"{f.get('score', 0):.3g}"
-        text.append(f"{f['name']} {value}", style="bold red" if f.get("drifted") else "")
+    for version in board.observer.items("ModelVersion"):
+        analyses = (status(version).get("rollout") or {}).get("analyses") or []
+        if analyses and status(version).get("stage") != "Archived":
+            if text:
+                text.append("\n")
+            text.append(f" {version['metadata']['name']} ", style="bold")
+            text.append_text(analysis_text(analyses[-1]))
+    return text
+
+
+def _feature_scores(monitor: dict[str, Any]) -> Text:
+    """The drifted features with their p-values, then one summary of the rest (the board stays narrow)."""
+    features = status(monitor).get("features") or []
+    text = Text()
+    for f in features:
+        if f.get("drifted"):
+            p = f.get("pValue")
+            value = f"p={p:.2g}" if isinstance(p, int | float) else f"score {f.get('score', 0):.3g}"
+            text.append(f"{f['name']} {value}  ", style="bold red")
+    calm = [f for f in features if not f.get("drifted")]
+    p_values = [f["pValue"] for f in calm if isinstance(f.get("pValue"), int | float)]
+    if calm:
+        lowest = f", lowest p={min(p_values):.2g}" if p_values else ""
+        text.append(f"{len(calm)} not drifted{lowest}", style="dim" if text else "")
     return text
 
 
 def monitor_table(board: Board) -> Table:
     table = Table(title="DriftMonitor", title_justify="left", expand=False, box=None, header_style="bold")
-    for column in (
-        "name",
-        "watching",
-        "window",
-        "verdict",
-        "drifted",
-        "online acc",
-        "features (last window)",
-    ):
-        table.add_column(column, no_wrap=column != "features (last window)")
+    for column in ("name", "watching", "window", "verdict", "drifted", "online acc"):
+        table.add_column(column, no_wrap=True)
     for monitor in board.observer.items("DriftMonitor"):
         st = status(monitor)
         performance = st.get("performance") or {}
@@ -130,9 +147,19 @@ def monitor_table(board: Board) -> Table:
             Text(verdict, style=style),
             _mark(monitor, "Drifted"),
             f"{accuracy:.2f}" if isinstance(accuracy, int | float) else "-",
-            _feature_scores(monitor),
         )
     return table
+
+
+def features_lines(board: Board) -> Text:
+    text = Text()
+    for monitor in board.observer.items("DriftMonitor"):
+        if status(monitor).get("features"):
+            if text:
+                text.append("\n")
+            text.append(f" {monitor['metadata']['name']} last window: ", style="bold")
+            text.append_text(_feature_scores(monitor))
+    return text
 
 
 def traffic_line(board: Board) -> Text:
@@ -156,7 +183,15 @@ def board_renderable(board: Board) -> Group:
     header = Text(f"kubeloop demo  {board.elapsed:5.0f}s  ", style="bold")
     header.append(board.stage, style="bold cyan")
     header.append(f"  ({board.stage_elapsed:.0f}s of at most {board.stage_deadline:.0f}s)", style="dim")
-    return Group(header, runs_table(board), versions_table(board), monitor_table(board), traffic_line(board))
+    return Group(
+        header,
+        runs_table(board),
+        versions_table(board),
+        analyses_lines(board),
+        monitor_table(board),
+        features_lines(board),
+        traffic_line(board),
+    )
 
 
 class PlainView(View):
@@ -172,7 +207,10 @@ class PlainView(View):
         return time.monotonic() - self.t0
 
     def _print(self, text: str) -> None:
-        print(f"[{self.elapsed:6.1f}s] {text}", file=self.out, flush=True)
+        try:
+            print(f"[{self.elapsed:6.1f}s] {text}", file=self.out, flush=True)
+        except OSError:  # the terminal went away; the demo goes on to its teardown
+            pass
 
     def stage(self, title: str, deadline: float) -> None:
         self._print(f"== {title} (deadline {deadline:.0f}s)")
@@ -203,10 +241,19 @@ class LiveView(PlainView):
         self.live.stop()
 
     def _print(self, text: str) -> None:
-        self.console.print(Text(f"[{self.elapsed:6.1f}s] ", style="dim") + Text(text), soft_wrap=True)
+        try:
+            self.console.print(Text(f"[{self.elapsed:6.1f}s] ", style="dim") + Text(text), soft_wrap=True)
+        except OSError:
+            pass
 
     def stage(self, title: str, deadline: float) -> None:
-        self.console.rule(f"{title}  (deadline {deadline:.0f}s)", style="cyan")
+        try:
+            self.console.rule(f"{title}  (deadline {deadline:.0f}s)", style="cyan")
+        except OSError:
+            pass
 
     def render(self, board: Board) -> None:
-        self.live.update(board_renderable(board), refresh=True)
+        try:
+            self.live.update(board_renderable(board), refresh=True)
+        except OSError:
+            pass

@@ -58,7 +58,10 @@ def _observer() -> Observer:
                 "sampleCount": 648,
                 "verdict": "Drift",
                 "performance": {"value": 0.76},
-                "features": [{"name": "petal_width", "pValue": 1e-60, "drifted": True}],
+                "features": [
+                    {"name": "petal_width", "pValue": 1e-60, "drifted": True},
+                    {"name": "sepal_width", "pValue": 0.3, "drifted": False},
+                ],
             },
         }
     }
@@ -76,6 +79,7 @@ def test_board_shows_the_three_kinds_and_the_traffic():
     assert "None (rolled back)  Progressing step 1 weight 33%" in text
     assert "step 1: Fail req 31 acc 0.42" in text
     assert "#7 (648 rows)  Drift" in text and "petal_width p=1e-60" in text and "0.76" in text
+    assert "1 not drifted, lowest p=0.3" in text
     assert "online accuracy 0.83 (last 10 s; v1 50%, v2 50%), 1500 requests, 2 errors" in text
 
 
