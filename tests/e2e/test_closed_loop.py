@@ -33,9 +33,12 @@ def loop(tmp_path_factory) -> tuple[DemoConfig, StoryResult]:
     name = os.environ.get("KUBELOOP_E2E_CLUSTER", "e2e")
     output = tmp_path_factory.mktemp("closed-loop")
     config = replace(DemoConfig(), cluster=name, namespace="kubeloop-e2e", output=output)
-    stale = LocalCluster(name)
-    if stale.is_up():  # left by a killed earlier session of this test: it is ours to clear
-        stale.down(quiet=True)
+    if LocalCluster(name).is_up():  # never take over (or tear down) a cluster another session may be using
+        pytest.fail(
+            f"cluster {name!r} is already running: another session uses it, or a killed one left it "
+            f"(`kubeloop-cluster down --name {name}`); KUBELOOP_E2E_CLUSTER picks another name",
+            pytrace=False,
+        )
     stack = Stack(config, say=print, keep=bool(os.environ.get("KUBELOOP_KEEP_CLUSTER")))
     try:
         stack.up()
