@@ -55,6 +55,7 @@ def write_outputs(result: StoryResult, config: DemoConfig) -> tuple[Path, Path, 
         "windows": [asdict(w) for w in result.windows],
         "requests": len(result.requests),
         "failedRequests": sum(not r.ok for r in result.requests),
+        "failures": [f"{r.time:.1f}s {r.error}" for r in result.requests if not r.ok][:20],
         "registry": result.registry,
     }
     (out / "record.json").write_text(json.dumps(record, indent=1, default=str))
