@@ -8,6 +8,7 @@ chart's Deployment), authenticated only by a token the API server issued for the
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ OPERATOR_NAMESPACE = "kubeloop-system"
 RELEASE = "kubeloop"
 S3_SECRET = "kubeloop-s3"  # the operator's default KUBELOOP_S3_SECRET: training and serving pods read it
 CRD_NAMES = ("trainingruns", "modelversions", "driftmonitors")
+PR_SET_PDEATHSIG = 1
 
 Say = Callable[[str], None]
 
@@ -104,6 +106,12 @@ def upload(cluster: LocalCluster, key: str, data: bytes) -> str:
 
 
 # -- the operator process ---------------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """In the operator's child process: receive SIGKILL when the demo dies, even by SIGKILL, so that no
+    operator is left acting on a cluster nobody watches (a normal exit stops it in order first)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -155,7 +163,12 @@ class OperatorProcess:
         binary = str(Path(sys.executable).with_name("kubeloop-operator"))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [binary], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [binary],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C reaches the demo only; it stops the operator in order
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
