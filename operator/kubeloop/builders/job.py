@@ -38,6 +38,7 @@ from kubeloop.builders.labels import (
     label_value,
     owner_reference,
 )
+from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     TASK_FILE_ENV,
     ChampionRef,
@@ -53,7 +54,6 @@ PVC_ROOT = "/mnt/pvc"  # the trainer's default KUBELOOP_PVC_ROOT
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 NON_ROOT_UID = 65532
 # Optional keys of the S3 Secret, in the order they are set; the first two are the credentials.
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
 
 
 def job_name(run_name: str) -> str:
@@ -158,20 +158,6 @@ def task_config_map(plan: TrainingJobPlan) -> dict[str, Any]:
     }
 
 
-def _s3_env(plan: TrainingJobPlan) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = []
-    if plan.s3_secret:
-        for key in S3_SECRET_KEYS:
-            if key == "AWS_ENDPOINT_URL" and plan.s3_endpoint_url:
-                continue
-            # optional: a pod with a cloud identity needs no Secret, and a missing key is not an error
-            ref = {"name": plan.s3_secret, "key": key, "optional": True}
-            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
-    if plan.s3_endpoint_url:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": plan.s3_endpoint_url})
-    return env
-
-
 def _claims(plan: TrainingJobPlan) -> list[tuple[str, bool]]:
     """PersistentVolumeClaims the pod mounts: the data's (read-only) and the artifact root's (writable)."""
     found: dict[str, bool] = {}
@@ -196,7 +182,7 @@ def training_job(plan: TrainingJobPlan) -> dict[str, Any]:
     ]
     if plan.allowed_modules:
         env.append({"name": "KUBELOOP_ALLOWED_MODULES", "value": plan.allowed_modules})
-    env += _s3_env(plan)
+    env += s3_env(plan.s3_secret, plan.s3_endpoint_url)
 
     mounts: list[dict[str, Any]] = [
         {"name": "task", "mountPath": TASK_DIR, "readOnly": True},

@@ -34,6 +34,7 @@ from kubeloop.builders.labels import (
     child_name,
     owner_reference,
 )
+from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     BIND_ADDRESS_ENV,
     DEFAULT_PORT,
@@ -57,7 +58,6 @@ PORT = DEFAULT_PORT
 PORT_NAME = "http"
 PVC_ROOT = "/mnt/pvc"  # the server's default KUBELOOP_PVC_ROOT
 NON_ROOT_UID = 65532
-S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
 # The server's graceful shutdown (finishing requests in flight) on top of the drain sleep.
 SHUTDOWN_SECONDS = 25
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -123,19 +123,6 @@ def model_selector(model: str) -> dict[str, str]:
     return {COMPONENT: SERVER_COMPONENT, MODEL_LABEL: model}
 
 
-def _s3_env(plan: ServingPlan) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = []
-    if plan.s3_secret:
-        for key in S3_SECRET_KEYS:
-            if key == "AWS_ENDPOINT_URL" and plan.s3_endpoint_url:
-                continue
-            ref = {"name": plan.s3_secret, "key": key, "optional": True}
-            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
-    if plan.s3_endpoint_url:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": plan.s3_endpoint_url})
-    return env
-
-
 def _claim(uri: str) -> str | None:
     return uri.removeprefix("pvc://").split("/", 1)[0] if uri.startswith("pvc://") else None
 
@@ -165,7 +152,7 @@ def server_container(plan: ServingPlan) -> dict[str, Any]:
     ]
     if plan.allowed_modules:
         env.append({"name": "KUBELOOP_ALLOWED_MODULES", "value": plan.allowed_modules})
-    env += _s3_env(plan)
+    env += s3_env(plan.s3_secret, plan.s3_endpoint_url)
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     claim = _claim(spec.artifact.uri)
     if claim:
