@@ -52,3 +52,8 @@ cluster-down:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: install  ## side-by-side benchmarks against the peers (each peer in its own virtualenv); minutes to tens of minutes
+	$(PY) bench/drift/run.py
+	$(PY) bench/drift/calibration.py
+	$(PY) bench/serving/run.py
