@@ -39,7 +39,6 @@ from sklearn.datasets import load_iris
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeloop"
-CRDS = ROOT / "crds"
 OPERATOR_NAMESPACE = "kubeloop-system"
 RELEASE = "kubeloop"
 OPERATOR_BIN = str(Path(sys.executable).with_name("kubeloop-operator"))
@@ -64,9 +63,10 @@ def server_side_apply(cluster, objects: list[dict]) -> None:
 
 
 def install_crds(cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    for crd in ("trainingruns", "modelversions", "driftmonitors"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeloop.dev", "--timeout=60s")
+    # One implementation with the demo: it polls, because a CRD just applied may briefly read as NotFound.
+    from kubeloop_demo.stack import install_crds as install
+
+    install(cluster)
 
 
 def install_rbac(cluster, sets: tuple[str, ...] = ()) -> str:
