@@ -38,6 +38,7 @@ from kubeloop.builders.labels import (
     label_value,
     owner_reference,
 )
+from kubeloop.builders.security import restricted_container
 from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     TASK_FILE_ENV,
@@ -208,14 +209,7 @@ def training_job(plan: TrainingJobPlan) -> dict[str, Any]:
         "volumeMounts": mounts,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(),
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",

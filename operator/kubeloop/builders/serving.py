@@ -34,6 +34,7 @@ from kubeloop.builders.labels import (
     child_name,
     owner_reference,
 )
+from kubeloop.builders.security import restricted_container
 from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     BIND_ADDRESS_ENV,
@@ -173,14 +174,7 @@ def server_container(plan: ServingPlan) -> dict[str, Any]:
         "resources": resources.model_dump(mode="json"),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container(),
     }
 
 
