@@ -217,8 +217,10 @@ class DriftMonitorSpec(ApiModel):
     method: DriftMethod = Field(
         default="Auto",
         description=(
-            "Statistic per feature: Auto (KS for numeric, ChiSquared for categorical), PSI, KS, ChiSquared, "
-            "Wasserstein or JensenShannon."
+            "Statistic per feature: Auto (ChiSquared on the reference profile's bins, for every feature), "
+            "PSI, ChiSquared, JensenShannon, KS (on the ordered bins of numeric features) or Wasserstein "
+            "(on the servers' reservoir samples of numeric features). KS and Wasserstein judge categorical "
+            "features with ChiSquared."
         ),
     )
     thresholds: DriftThresholds = Field(

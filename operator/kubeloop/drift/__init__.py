@@ -1,8 +1,8 @@
 """Pure drift statistics and the reference drift profile (numpy, scipy and pydantic only).
 
 - :mod:`~kubeloop.drift.profile`: the reference profile the trainer writes and the server counts against.
-- :mod:`~kubeloop.drift.binned`: PSI, Jensen-Shannon and chi-squared from ``(features, bins)`` counts.
-- :mod:`~kubeloop.drift.samples`: KS and Wasserstein-1 from ``(features, rows)`` samples.
+- :mod:`~kubeloop.drift.binned`: PSI, Jensen-Shannon, chi-squared and KS from ``(features, bins)`` counts.
+- :mod:`~kubeloop.drift.samples`: exact KS and Wasserstein-1 from ``(features, rows)`` samples.
 - :mod:`~kubeloop.drift.decision`: p-values under "no drift" and the multiple-testing control.
 - :mod:`~kubeloop.drift.evaluate`: :func:`evaluate`, one window in, one :class:`DriftReport` out.
 """
@@ -11,11 +11,18 @@ from kubeloop.drift.binned import (
     ChiSquaredResult,
     chi2_test,
     js_distance,
+    ks_distance,
     pool_sparse_bins,
     psi,
     stack_counts,
 )
-from kubeloop.drift.decision import adjust_pvalues, binned_test, critical_pvalue, sample_test
+from kubeloop.drift.decision import (
+    SAMPLE_ONLY_METHODS,
+    adjust_pvalues,
+    binned_test,
+    critical_pvalue,
+    sample_test,
+)
 from kubeloop.drift.evaluate import evaluate
 from kubeloop.drift.profile import (
     CategoricalReference,
@@ -29,6 +36,7 @@ from kubeloop.drift.report import Correction, DriftConfig, DriftMethod, DriftRep
 from kubeloop.drift.samples import EcdfDistances, ecdf_distances, ks_pvalue, stack_samples, wasserstein_pvalue
 
 __all__ = [
+    "SAMPLE_ONLY_METHODS",
     "CategoricalReference",
     "ChiSquaredResult",
     "Correction",
@@ -50,6 +58,7 @@ __all__ = [
     "ecdf_distances",
     "evaluate",
     "js_distance",
+    "ks_distance",
     "ks_pvalue",
     "pool_sparse_bins",
     "psi",

@@ -9,11 +9,12 @@ on the window size, and a window alarms at a fixed rate ``alpha``:
 - PSI: ``PSI / (1/n + 1/m)`` against ``chi2(B - 1)``, i.e. drift when PSI exceeds the sample-size-aware
   critical value ``(1/n + 1/m) * chi2_{1-a}(B - 1)``.
 - JensenShannon: the same for ``8 ln2 * JSD^2`` (base-2 distance), whose expansion is the same quadratic form.
-- KS: Smirnov's distribution with the effective size ``nm / (n + m)``.
+- KS: Smirnov's distribution with the effective size ``nm / (n + m)``, on the counts (numeric bins are
+  ordered, so the empirical CDFs can be read at the bin edges) or on samples.
 - Wasserstein: a moment-matched approximation of its asymptotic null (see :mod:`kubeloop.drift.samples`).
 
-The reference enters every test as a sample of its own size (``n``), never as the truth; for KS and
-Wasserstein that size is the profile's bounded sample, not the training set.
+The reference enters every test as a sample of its own size (``n``), never as the truth; for the tests on
+samples (KS without counts, Wasserstein) that size is the profile's bounded sample, not the training set.
 """
 
 from __future__ import annotations
@@ -21,21 +22,29 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from kubeloop.drift.binned import chi2_test, js_distance, pool_sparse_bins, psi
+from kubeloop.drift.binned import as_counts, chi2_test, js_distance, ks_distance, pool_sparse_bins, psi
 from kubeloop.drift.report import Correction, DriftMethod
 from kubeloop.drift.samples import ecdf_distances, ks_pvalue, wasserstein_pvalue
 
 __all__ = [
     "BINNED_METHODS",
+    "CATEGORICAL_METHODS",
     "SAMPLE_METHODS",
+    "SAMPLE_ONLY_METHODS",
     "adjust_pvalues",
     "binned_test",
     "critical_pvalue",
     "sample_test",
 ]
 
-BINNED_METHODS = frozenset({DriftMethod.CHI_SQUARED, DriftMethod.PSI, DriftMethod.JENSEN_SHANNON})
+# Methods that work on counts; of those, KS needs ordered bins and so is for numeric features only.
+BINNED_METHODS = frozenset(
+    {DriftMethod.CHI_SQUARED, DriftMethod.PSI, DriftMethod.JENSEN_SHANNON, DriftMethod.KS}
+)
+CATEGORICAL_METHODS = BINNED_METHODS - {DriftMethod.KS}
 SAMPLE_METHODS = frozenset({DriftMethod.KS, DriftMethod.WASSERSTEIN})
+# Methods that need the live values themselves (a reservoir), because counts cannot give them.
+SAMPLE_ONLY_METHODS = SAMPLE_METHODS - BINNED_METHODS
 
 
 def _chi2_sf(statistic: np.ndarray, dof: np.ndarray) -> np.ndarray:
@@ -52,11 +61,16 @@ def binned_test(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score and p-value per feature from ``(features, bins)`` reference and live counts.
 
-    Bins too sparse for the chi-squared approximation are pooled first (:func:`pool_sparse_bins`), and the
-    score is computed on the pooled bins, so score and p-value describe the same table.
+    For the chi-squared family, bins too sparse for the approximation are pooled first
+    (:func:`pool_sparse_bins`), and the score is computed on the pooled bins, so score and p-value describe
+    the same table. KS keeps the bins as they are: pooling would break their order, and Smirnov's
+    distribution needs no minimum count per bin (with ties it is conservative).
     """
     if method not in BINNED_METHODS:
         raise ValueError(f"{method} is not a binned method")
+    if method == DriftMethod.KS:
+        distance = ks_distance(reference, live)
+        return distance, ks_pvalue(distance, as_counts(reference).sum(axis=1), as_counts(live).sum(axis=1))
     ref, cur = pool_sparse_bins(reference, live, min_expected=min_expected)
     chi = chi2_test(ref, cur)
     if method == DriftMethod.CHI_SQUARED:

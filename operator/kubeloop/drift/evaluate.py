@@ -2,15 +2,19 @@
 
 This is what the operator's DriftMonitor calls. The window is what the server collected: counts over the
 profile's bins for every feature (all rows of the window) and, optionally, a bounded reservoir sample of
-each numeric feature for KS and Wasserstein.
+each numeric feature for Wasserstein (and for KS where there are no counts).
 
-Method per feature:
+Every statistic is computed from the counts wherever it can be, so a check costs features x bins whatever
+the traffic, and covers every live row and every reference row. Method per feature:
 
-- ``Auto``: the chi-squared test on the counts, for numeric and categorical features alike. Counts cover
-  every live row (a reservoir covers only some), cost features x bins, and the test has an exact,
-  size-free null. A numeric feature with a sample but no counts falls back to KS.
+- ``Auto``: the chi-squared test on the counts, for numeric and categorical features alike. The test has
+  an exact, size-free null, and needs no order of the bins. A numeric feature with a sample but no
+  counts falls back to KS on the sample.
 - ``PSI``, ``JensenShannon``, ``ChiSquared``: on the counts, for both kinds.
-- ``KS``, ``Wasserstein``: on the samples for numeric features; categorical features use ``ChiSquared``.
+- ``KS``: for numeric features on the counts (the empirical CDFs read at the bin edges), or on the
+  sample when there are no counts; categorical features use ``ChiSquared``.
+- ``Wasserstein``: on the samples for numeric features (a distance in feature units needs the values,
+  not bins); categorical features use ``ChiSquared``.
 
 A feature with fewer than ``min_samples`` rows on either side is ``InsufficientData`` and takes no part in
 the multiple-testing control or the dataset verdict.
@@ -27,6 +31,7 @@ import numpy as np
 from kubeloop.drift.binned import stack_counts
 from kubeloop.drift.decision import (
     BINNED_METHODS,
+    CATEGORICAL_METHODS,
     adjust_pvalues,
     binned_test,
     critical_pvalue,
@@ -48,6 +53,7 @@ class _Feature:
     name: str
     kind: Kind
     method: DriftMethod
+    on_counts: bool
     n_reference: int = 0
     n_live: int = 0
     score: float = np.nan
@@ -55,16 +61,17 @@ class _Feature:
     message: str = ""
 
 
-def _method_for(
-    kind: Kind, name: str, requested: DriftMethod, counts: Counts, samples: Samples
-) -> DriftMethod:
+def _feature(name: str, kind: Kind, requested: DriftMethod, counts: Counts, samples: Samples) -> _Feature:
     if kind == "categorical":
-        return requested if requested in BINNED_METHODS else DriftMethod.CHI_SQUARED
-    if requested != DriftMethod.AUTO:
-        return requested
-    if name not in counts and name in samples:
-        return DriftMethod.KS
-    return DriftMethod.CHI_SQUARED
+        method = requested if requested in CATEGORICAL_METHODS else DriftMethod.CHI_SQUARED
+        return _Feature(name, kind, method, on_counts=True)
+    only_sample = name not in counts and name in samples
+    if requested == DriftMethod.AUTO:
+        method = DriftMethod.KS if only_sample else DriftMethod.CHI_SQUARED
+    else:
+        method = requested
+    on_counts = method in BINNED_METHODS and not (method == DriftMethod.KS and only_sample)
+    return _Feature(name, kind, method, on_counts)
 
 
 def _selected(profile: DriftProfile, config: DriftConfig) -> list[tuple[str, Kind]]:
@@ -191,12 +198,12 @@ def evaluate(
     numeric_counts, categorical_counts = live_numeric_counts or {}, live_categorical_counts or {}
     samples = live_samples or {}
     features = [
-        _Feature(name, kind, _method_for(kind, name, config.method, numeric_counts, samples))
+        _feature(name, kind, config.method, numeric_counts, samples)
         for name, kind in _selected(profile, config)
     ]
-    for method in dict.fromkeys(f.method for f in features):
-        group = [f for f in features if f.method == method]
-        if method in BINNED_METHODS:
+    for method, on_counts in dict.fromkeys((f.method, f.on_counts) for f in features):
+        group = [f for f in features if (f.method, f.on_counts) == (method, on_counts)]
+        if on_counts:
             _run_binned(group, profile, numeric_counts, categorical_counts, config)
         else:
             _run_samples(group, profile, samples, config)

@@ -3,7 +3,7 @@
 The daemon is level-based: when the next check is due comes from the live object (status.lastCheckTime
 plus spec.interval), so a restarted operator resumes the same schedule. The check itself (a blocking
 service call) runs on a small thread pool of its own, so that many monitors never starve kopf's workers.
-The previous reservoirs of the servers, which only KS and Wasserstein need, live in the daemon.
+The previous reservoirs of the servers, which only Wasserstein needs, live in the daemon.
 """
 
 from __future__ import annotations

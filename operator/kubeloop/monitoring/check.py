@@ -6,7 +6,7 @@ retraining run if the plan says so, stores the new baselines, and writes :func:`
 
 A check judges a window only when it has usable baselines: taken from the same model version, and not
 older than the status's last window. Otherwise (first check, new production version, lost baselines) it
-only takes baselines, and the next check judges the first window. With KS or Wasserstein the previous
+only takes baselines, and the next check judges the first window. With Wasserstein the previous
 reservoirs are part of the baselines; they live in memory only, so after an operator restart the first
 check takes baselines again. The counters in the status are untouched by a check that only takes baselines.
 """
@@ -19,7 +19,7 @@ from datetime import datetime
 
 from kubeloop.api import DriftMonitorSpec, DriftMonitorStatus, PerformanceObservation, RetrainRecord, Trigger
 from kubeloop.contract import MonitoringSnapshot
-from kubeloop.drift import DriftMethod, DriftProfile
+from kubeloop.drift import SAMPLE_ONLY_METHODS, DriftMethod, DriftProfile
 from kubeloop.monitoring.evaluation import WindowOutcome, judge_window
 from kubeloop.monitoring.performance import observe_performance
 from kubeloop.monitoring.policy import DAY, RetrainDecision, decide_retrain, merge_history, next_consecutive
@@ -28,8 +28,6 @@ from kubeloop.monitoring.status import baseline_status, judged_status
 from kubeloop.monitoring.window import Baselines, aggregate
 
 __all__ = ["CheckInputs", "CheckPlan", "check", "next_check_at", "record_of", "status_after", "trigger_of"]
-
-_SAMPLE_METHODS = frozenset({DriftMethod.KS, DriftMethod.WASSERSTEIN})
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def _usable(inputs: CheckInputs, keep_samples: bool) -> Baselines | None:
     if b.window < inputs.status.window and inputs.status.model_version == inputs.model_version:
         return None  # older than the last judged window: its delta would span several windows
     if keep_samples and not inputs.samples and b.pods:
-        # KS and Wasserstein need the previous reservoirs, which live in memory only: after an operator
+        # Wasserstein needs the previous reservoirs, which live in memory only: after an operator
         # restart, take them again rather than judge a window whose numeric features cannot be tested.
         return None
     return b
@@ -92,7 +90,7 @@ def check(inputs: CheckInputs) -> CheckPlan:
     Raises ValueError when the spec cannot work with the profile (features it does not have).
     """
     spec, now = inputs.spec, inputs.now
-    keep_samples = DriftMethod(spec.method) in _SAMPLE_METHODS
+    keep_samples = DriftMethod(spec.method) in SAMPLE_ONLY_METHODS
     memory = {p: SampleMemory.of(s) for p, s in inputs.snapshots.items()} if keep_samples else {}
     policy = spec.retrain
     history = merge_history(

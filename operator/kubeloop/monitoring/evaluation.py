@@ -16,12 +16,19 @@ import numpy as np
 
 from kubeloop.api import DriftMonitorSpec
 from kubeloop.api import FeatureDrift as FeatureStatus
-from kubeloop.drift import Correction, DriftConfig, DriftMethod, DriftProfile, DriftReport, Verdict, evaluate
+from kubeloop.drift import (
+    SAMPLE_ONLY_METHODS,
+    Correction,
+    DriftConfig,
+    DriftMethod,
+    DriftProfile,
+    DriftReport,
+    Verdict,
+    evaluate,
+)
 
 __all__ = ["WindowOutcome", "drift_config", "judge_window"]
 
-# Methods that judge the reservoir sample rather than the counts of every row.
-_SAMPLE_METHODS = frozenset({DriftMethod.KS, DriftMethod.WASSERSTEIN})
 TOP_FEATURES = 3
 
 
@@ -48,8 +55,9 @@ def drift_config(spec: DriftMonitorSpec, *, sample_capacity: int | None = None) 
     """The :class:`DriftConfig` that ``spec`` asks for.
 
     A fixed cut (psi, jensenShannon, wasserstein) applies only to its own method; ``pValue`` is a raw
-    p-value cut per feature (no correction), replacing the false-alarm rate. For KS and Wasserstein the per-feature minimum is capped
-    at the servers' reservoir size, since a window's sample can never be larger.
+    p-value cut per feature (no correction), replacing the false-alarm rate. For Wasserstein, which judges
+    the reservoirs, the per-feature minimum is capped at the servers' reservoir size, since a window's
+    sample can never be larger.
     """
     method = DriftMethod(spec.method)
     t = spec.thresholds
@@ -59,7 +67,7 @@ def drift_config(spec: DriftMonitorSpec, *, sample_capacity: int | None = None) 
         DriftMethod.WASSERSTEIN: t.wasserstein,
     }.get(method)
     min_samples = spec.min_samples
-    if method in _SAMPLE_METHODS and sample_capacity:
+    if method in SAMPLE_ONLY_METHODS and sample_capacity:
         min_samples = min(min_samples, sample_capacity)
     return DriftConfig(
         method=method,

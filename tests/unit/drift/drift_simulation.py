@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from kubeloop.drift import Correction, DriftMethod, adjust_pvalues, binned_test, psi
+from kubeloop.drift.decision import CATEGORICAL_METHODS
 from scipy import stats
 
 N_NUMERIC, N_CATEGORICAL, N_CATEGORIES, N_BINS = 8, 2, 30, 10
@@ -82,7 +83,8 @@ def simulate(
 ) -> Rates:
     """Alarm rates over ``windows`` independent windows; ``shift_sd`` moves feature x0's mean.
 
-    ``method`` picks the sample-size-aware rule under test (ChiSquared is what Auto uses on counts).
+    ``method`` picks the sample-size-aware rule under test (ChiSquared is what Auto uses on counts; KS runs
+    on the numeric features' bins, with chi-squared for the categorical ones).
     """
     rng = np.random.default_rng(seed)
     default, psi_any, psi_numeric = 0, 0, 0
@@ -95,8 +97,16 @@ def simulate(
         ref = np.concatenate([np.pad(num_ref, pad), cat_ref], axis=1)  # (windows, features, bins)
         live = np.concatenate([np.pad(num_live, pad), cat_live], axis=1)
         flat_ref, flat_live = ref.reshape(-1, width), live.reshape(-1, width)
-        _, p = binned_test(flat_ref, flat_live, method)
-        adjusted = adjust_pvalues(p.reshape(ref.shape[:2]), Correction.BONFERRONI)
+        # As evaluate() routes them: KS needs ordered bins, so categorical features use chi-squared.
+        categorical_method = method if method in CATEGORICAL_METHODS else DriftMethod.CHI_SQUARED
+        _, p_numeric = binned_test(num_ref.reshape(-1, N_BINS), num_live.reshape(-1, N_BINS), method)
+        _, p_categorical = binned_test(
+            cat_ref.reshape(-1, width), cat_live.reshape(-1, width), categorical_method
+        )
+        p = np.concatenate(
+            [p_numeric.reshape(size, N_NUMERIC), p_categorical.reshape(size, N_CATEGORICAL)], axis=1
+        )
+        adjusted = adjust_pvalues(p, Correction.BONFERRONI)
         default += int((adjusted <= alpha).any(axis=1).sum())
         over = (psi(flat_ref, flat_live) > 0.1).reshape(ref.shape[:2])
         psi_any += int(over.any(axis=1).sum())

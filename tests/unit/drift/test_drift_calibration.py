@@ -42,6 +42,16 @@ def test_power_for_a_fifth_of_a_standard_deviation(drift_simulation, window, low
         assert rates.psi_alarm < 0.05
 
 
+@pytest.mark.parametrize("window", [1_000, 100_000])
+def test_ks_on_counts_never_alarms_more_than_alpha_and_keeps_its_power(drift_simulation, window):
+    """KS on ten bins is conservative (ties), so it may alarm less than alpha, never more."""
+    null = drift_simulation.simulate(window, windows=4000, seed=window, method=DriftMethod.KS)
+    shifted = drift_simulation.simulate(window, windows=1000, shift_sd=0.2, seed=9, method=DriftMethod.KS)
+    print(f"\nKS on counts, window {window}: no drift {null}, 0.2 SD shift {shifted}")
+    assert null.default_alarm <= 0.01
+    assert shifted.default_alarm >= 0.8
+
+
 def test_simulated_reference_counts_are_the_profiles(drift_simulation):
     """The simulation's shortcut (order-statistic ranks) gives build_profile's counts on continuous data."""
     for n in (999, 10_000, 100_003):

@@ -13,6 +13,7 @@ from kubeloop.drift import (
     count_numeric,
     evaluate,
 )
+from scipy import stats
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +83,43 @@ def test_missing_features_are_insufficient_and_the_rest_decide(profile):
     assert x0.adjusted_p_value == pytest.approx(min(1.0, x0.p_value * 4))
 
 
-@pytest.mark.parametrize("method", [DriftMethod.KS, DriftMethod.WASSERSTEIN])
-def test_sample_methods_use_samples_and_categorical_falls_back_to_chi_squared(profile, method):
+def test_wasserstein_uses_samples_and_categorical_falls_back_to_chi_squared(profile):
     numeric, categorical, samples = _window(profile, 1500, shift=0.4)
-    report = evaluate(profile, numeric, categorical, samples, DriftConfig(method=method))
-    assert report.feature("x0").method == method
+    report = evaluate(profile, numeric, categorical, samples, DriftConfig(method=DriftMethod.WASSERSTEIN))
+    assert report.feature("x0").method == DriftMethod.WASSERSTEIN
     assert report.feature("x0").verdict == Verdict.DRIFT
     assert report.feature("x0").n_reference == 1000  # the bounded reference sample, not the 20,000 rows
     assert report.feature("x0").n_live == 1500
     assert report.feature("colour").method == DriftMethod.CHI_SQUARED
-    assert report.method == method
+    assert report.method == DriftMethod.WASSERSTEIN
+
+
+def test_ks_uses_the_counts_of_every_row_and_equals_ks_on_the_binned_rows(profile):
+    numeric, categorical, samples = _window(profile, 1500, shift=0.4)
+    report = evaluate(profile, numeric, categorical, samples, DriftConfig(method=DriftMethod.KS))
+    x0 = report.feature("x0")
+    assert (x0.method, x0.verdict) == (DriftMethod.KS, Verdict.DRIFT)
+    assert (x0.n_reference, x0.n_live) == (20_000, 1500)  # all reference rows, not the 1,000-row sample
+    assert report.feature("colour").method == DriftMethod.CHI_SQUARED  # categories have no order
+    assert report.feature("x1").verdict == Verdict.NO_DRIFT
+    # The statistic is scipy's KS on the rows with each value replaced by its bin.
+    ref = np.asarray(profile.numeric["x0"].counts)
+    live = numeric["x0"]
+    bins = np.arange(ref.size)
+    expected = stats.ks_2samp(np.repeat(bins, ref), np.repeat(bins, live), method="asymp")
+    assert x0.score == pytest.approx(expected.statistic, abs=1e-12)
+    assert x0.p_value == pytest.approx(expected.pvalue, rel=0.021)  # Stephens above nm/(n+m) = 1,000
+
+
+def test_ks_falls_back_to_the_sample_for_a_feature_without_counts(profile):
+    numeric, categorical, samples = _window(profile, 1500, shift=0.4)
+    del numeric["x0"]
+    report = evaluate(profile, numeric, categorical, samples, DriftConfig(method=DriftMethod.KS))
+    x0, x1 = report.feature("x0"), report.feature("x1")
+    assert (x0.method, x0.verdict, x0.n_reference) == (DriftMethod.KS, Verdict.DRIFT, 1000)
+    assert (x1.method, x1.n_reference) == (DriftMethod.KS, 20_000)
+    # One Bonferroni family across both sources.
+    assert x1.adjusted_p_value == pytest.approx(min(1.0, x1.p_value * 5))
 
 
 @pytest.mark.parametrize("method", [DriftMethod.PSI, DriftMethod.JENSEN_SHANNON, DriftMethod.CHI_SQUARED])

@@ -10,6 +10,7 @@ from kubeloop.drift import (
     chi2_test,
     ecdf_distances,
     js_distance,
+    ks_distance,
     ks_pvalue,
     psi,
     stack_counts,
@@ -58,6 +59,29 @@ def test_js_distance_equals_scipy_jensenshannon(base):
     got = js_distance(stack_counts(refs), stack_counts(curs), base=base)
     want = [jensenshannon(r, c, base=base) for r, c in zip(refs, curs, strict=True)]
     np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+
+
+def test_ks_distance_equals_scipy_ks_2samp_on_the_binned_rows():
+    refs, curs = _random_tables(4)
+    got = ks_distance(stack_counts(refs), stack_counts(curs))
+    for i, (ref, cur) in enumerate(zip(refs, curs, strict=True)):
+        bins = np.arange(ref.size)
+        want = stats.ks_2samp(np.repeat(bins, ref), np.repeat(bins, cur)).statistic
+        assert abs(got[i] - want) < TOL
+
+
+def test_ks_distance_on_bins_bounds_the_exact_statistic_by_the_largest_bin_share():
+    rng = np.random.default_rng(5)
+    for shift in (0.0, 0.1, 0.5):
+        x, y = rng.normal(size=3000), rng.normal(shift, 1.3, size=2000)
+        edges = np.quantile(x, np.arange(1, 10) / 10)
+        ref = np.bincount(np.searchsorted(edges, x), minlength=10)
+        cur = np.bincount(np.searchsorted(edges, y), minlength=10)
+        binned = ks_distance(ref, cur)[0]
+        exact = stats.ks_2samp(x, y).statistic
+        widest = max(ref.max() / ref.sum(), cur.max() / cur.sum())
+        assert binned <= exact + TOL
+        assert exact <= binned + widest + TOL
 
 
 def _psi_by_hand(ref, cur, pseudo_count):

@@ -155,8 +155,8 @@ def test_a_running_retrain_of_the_model_blocks_another(server, profile):
     assert "someone-elses-run" in op.status.message
 
 
-def test_ks_windows_come_from_the_reservoirs_and_survive_an_operator_restart(server, profile):
-    spec = SPEC.model_copy(update={"method": "KS", "min_samples": 150})
+def test_wasserstein_windows_come_from_the_reservoirs_and_survive_an_operator_restart(server, profile):
+    spec = SPEC.model_copy(update={"method": "Wasserstein", "min_samples": 150})
     servers = {"a": server(seed=8, reservoir=300), "b": server(seed=9, reservoir=300)}
     op = Operator(profile, spec)
     for s in servers.values():
@@ -166,7 +166,7 @@ def test_ks_windows_come_from_the_reservoirs_and_survive_an_operator_restart(ser
         s.traffic(1000, shift=0.8)
     plan, _ = op.tick(servers)
     x0 = next(f for f in plan.outcome.features if f.name == "x0")
-    assert x0.method == "KS" and x0.drifted and plan.outcome.verdict == "Drift"
+    assert x0.method == "Wasserstein" and x0.drifted and plan.outcome.verdict == "Drift"
     op.restart()  # the previous reservoirs are gone: this check only takes baselines again
     for s in servers.values():
         s.traffic(1000, shift=0.8)
@@ -179,3 +179,20 @@ def test_ks_windows_come_from_the_reservoirs_and_survive_an_operator_restart(ser
     plan, _ = op.tick(servers)
     assert next(f for f in plan.outcome.features if f.name == "x0").drifted
     assert op.status.consecutive_drifted_windows == 2
+
+
+def test_ks_windows_come_from_the_counts_and_need_no_reservoir_after_a_restart(server, profile):
+    spec = SPEC.model_copy(update={"method": "KS", "min_samples": 150})
+    servers = {"a": server(seed=8, reservoir=300), "b": server(seed=9, reservoir=300)}
+    op = Operator(profile, spec)
+    for s in servers.values():
+        s.traffic(2000)
+    op.tick(servers)
+    op.restart()  # counts are cumulative on the servers: the stored baselines are enough
+    for s in servers.values():
+        s.traffic(1000, shift=0.8)
+    plan, _ = op.tick(servers)
+    assert plan.window == 1
+    x0 = next(f for f in plan.outcome.features if f.name == "x0")
+    assert x0.method == "KS" and x0.drifted and plan.outcome.verdict == "Drift"
+    assert plan.outcome.sample_count == 2000  # every row of the window, not the two 300-row reservoirs

@@ -36,8 +36,11 @@ def test_spec_maps_onto_the_drift_config():
     assert fixed_p.alpha == 0.05 and fixed_p.correction == Correction.NONE
     assert drift_config(_spec()).alpha == 0.01 and drift_config(_spec()).features is None
     assert drift_config(_spec(features=["x0"])).features == ["x0"]
-    # A window's sample is never larger than the reservoir: KS's per-feature minimum is capped at it.
-    assert drift_config(_spec(method="KS", minSamples=5000), sample_capacity=1000).min_samples == 1000
+    # A window's sample is never larger than the reservoir: Wasserstein's per-feature minimum is capped at
+    # it. KS works on the counts of every row, so its minimum stays as asked.
+    capped = _spec(method="Wasserstein", minSamples=5000)
+    assert drift_config(capped, sample_capacity=1000).min_samples == 1000
+    assert drift_config(_spec(method="KS", minSamples=5000), sample_capacity=1000).min_samples == 5000
     assert drift_config(_spec(minSamples=5000), sample_capacity=1000).min_samples == 5000
 
 
@@ -94,12 +97,12 @@ def test_drift_share_gates_the_dataset_verdict(server, profile):
     assert out.verdict == "NoDrift" and "1 below the driftShare cut" in out.message
 
 
-def test_ks_uses_the_pooled_sample(server, profile):
+def test_wasserstein_uses_the_pooled_sample(server, profile):
     rng = np.random.default_rng(0)
     samples = {"x0": rng.normal(1.0, 1, 300), "x1": rng.normal(0, 1, 300), "x2": rng.normal(0, 1, 300)}
     window = _window(server, 300)
     out = judge_window(
-        _spec(method="KS", minSamples=250),
+        _spec(method="Wasserstein", minSamples=250),
         profile,
         rows=window.rows,
         numeric=window.numeric,
@@ -108,7 +111,7 @@ def test_ks_uses_the_pooled_sample(server, profile):
         sample_capacity=1000,
     )
     by_name = {f.name: f for f in out.features}
-    assert by_name["x0"].method == "KS" and by_name["x0"].drifted
+    assert by_name["x0"].method == "Wasserstein" and by_name["x0"].drifted
     assert by_name["colour"].method == "ChiSquared"  # categorical features stay on counts
 
 
