@@ -60,6 +60,12 @@ def apply_settings(kopf_settings: kopf.OperatorSettings, ours: Settings) -> None
     kopf_settings.watching.client_timeout = ours.watch_timeout + 30
     kopf_settings.watching.connect_timeout = min(10.0, ours.request_timeout)
 
+    # With a namespace list, kopf would first list every namespace to match it, which namespaced RBAC
+    # forbids; it retries the 403 for about a minute before falling back to the exact names. Serve the
+    # exact names at once. (This also stops kopf watching for CRDs added later: the chart installs them
+    # before the operator starts.)
+    kopf_settings.scanning.disabled = not ours.clusterwide
+
     # Watch only the Jobs and ConfigMaps that kubeloop manages (server-side), not every one in the cluster.
     kopf_settings.watching.label_selectors[(JOB.group, JOB.version, JOB.plural)] = MANAGED_SELECTOR
     kopf_settings.watching.label_selectors[(CONFIG_MAP.version, CONFIG_MAP.plural)] = MANAGED_SELECTOR

@@ -63,6 +63,14 @@ def test_startup_applies_peering_storage_limits_and_selectors(monkeypatch):
     assert theirs.persistence.finalizer == "kubeloop.dev/finalizer"
     selectors = dict(theirs.watching.label_selectors.items())
     assert sorted(selectors.values()) == ["app.kubernetes.io/managed-by=kubeloop"] * 2
+    assert not theirs.scanning.disabled  # cluster-wide: kopf watches namespaces and CRDs
+
+
+def test_a_namespace_list_is_served_without_listing_namespaces(monkeypatch):
+    monkeypatch.setenv("KUBELOOP_NAMESPACES", "team-a,team-b")
+    theirs = kopf.OperatorSettings()
+    apply_settings(theirs, Settings())
+    assert theirs.scanning.disabled  # namespaced RBAC cannot list namespaces; kopf would retry the 403
 
 
 def test_standalone_without_a_peering_name(monkeypatch):
