@@ -27,7 +27,7 @@ from kubeloop_demo import manifests
 from kubeloop_demo.data import Dataset, iris
 from kubeloop_demo.kube import Kube
 from kubeloop_demo.observe import Observer, Transition, Window, condition, status
-from kubeloop_demo.stack import Stack, apply
+from kubeloop_demo.stack import Stack, server_side_apply
 from kubeloop_demo.traffic import Request, Traffic, TrafficSummary
 
 T = TypeVar("T")
@@ -170,7 +170,7 @@ class Story:
 
     def apply(self, manifest: dict[str, Any]) -> None:
         try:
-            apply(self.stack.cluster, [manifest])
+            server_side_apply(self.stack.cluster, [manifest])
         except subprocess.CalledProcessError as e:
             what = f"{manifest['kind']} {manifest['metadata']['name']}"
             raise StageFailed(self._stage[0], f"kubectl apply of {what} failed: {e.stderr.strip()}") from e

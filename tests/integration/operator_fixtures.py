@@ -6,6 +6,9 @@
 - `kubeloop-operator` as a subprocess with its log in a file (printed when a test fails), SIGKILL and
   restart helpers, and its health and metrics endpoints on free loopback ports.
 
+The cluster setup and the operator process are the demo's (`kubeloop_demo.stack`,
+`kubeloop_demo.operator_process`): one implementation, so the demo runs the operator exactly as these tests do.
+
 Load this module as a plugin in a test module (the directory is on pytest's pythonpath), and import the
 helpers by name:
 
@@ -21,186 +24,34 @@ One operator process serves the whole session; a test that kills or reconfigures
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import fsspec
 import pytest
 import yaml
+from kubeloop_demo.operator_process import OperatorProcess
+from kubeloop_demo.operator_process import operator_env as stack_operator_env
+from kubeloop_demo.stack import (
+    OPERATOR_NAMESPACE,
+    S3_SECRET,
+    helm_template,  # noqa: F401  (re-exported: the test modules import every helper from here)
+    install_crds,
+    install_rbac,
+    s3_fs,
+    server_side_apply,  # noqa: F401
+    upload,  # noqa: F401
+)
 from sklearn.datasets import load_iris
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "kubeloop"
-OPERATOR_NAMESPACE = "kubeloop-system"
-RELEASE = "kubeloop"
-OPERATOR_BIN = str(Path(sys.executable).with_name("kubeloop-operator"))
-S3_SECRET = "kubeloop-s3"
 
-
-# -- cluster setup ----------------------------------------------------------------------------------------
-def helm_template(cluster, *templates: str, sets: tuple[str, ...] = ()) -> list[dict]:
-    args = [str(cluster.tool("helm")), "template", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE]
-    for template in templates:
-        args += ["--show-only", f"templates/{template}"]
-    for value in sets:
-        args += ["--set", value]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def server_side_apply(cluster, objects: list[dict]) -> None:
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects)
-    )
-
-
-def install_crds(cluster) -> None:
-    # One implementation with the demo: it polls, because a CRD just applied may briefly read as NotFound.
-    from kubeloop_demo.stack import install_crds as install
-
-    install(cluster)
-
-
-def install_rbac(cluster, sets: tuple[str, ...] = ()) -> str:
-    """Apply the chart's ServiceAccount and RBAC; returns the ServiceAccount's name."""
-    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    objects = helm_template(cluster, "serviceaccount.yaml", "rbac.yaml", sets=sets)
-    server_side_apply(cluster, objects)
-    return next(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount")
-
-
-def s3_fs(cluster):
-    return fsspec.filesystem("s3", skip_instance_cache=True, **cluster.s3.storage_options())
-
-
-def upload(cluster, key: str, data: bytes) -> str:
-    """Put `data` in the cluster's bucket; returns its s3:// URI."""
-    s3_fs(cluster).pipe_file(f"{cluster.s3.bucket}/{key}", data)
-    return f"s3://{cluster.s3.bucket}/{key}"
-
-
-# -- the operator process ---------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OperatorProcess:
-    """`kubeloop-operator` as a child process, with its log in `log_path`."""
-
-    def __init__(self, kubeconfig: Path, log_path: Path, env: dict[str, str]):
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
-        self.base_env = env
-        self.health_port = _free_port()
-        self.metrics_port = _free_port()
-        self.process: subprocess.Popen | None = None
-        self.extra: dict[str, str] = {}
-        self.starts = 0
-
-    # lifecycle
-    def start(self, wait: bool = True, **extra: str) -> OperatorProcess:
-        assert not self.running, "the operator is already running"
-        self.extra = dict(extra)
-        env = {
-            **self.base_env,
-            "KUBECONFIG": str(self.kubeconfig),
-            "KUBELOOP_BIND_ADDRESS": "127.0.0.1",
-            "KUBELOOP_HEALTH_PORT": str(self.health_port),
-            "KUBELOOP_METRICS_PORT": str(self.metrics_port),
-            **extra,
-        }
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== operator start #{self.starts} {sorted(extra.items())} =====\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [OPERATOR_BIN], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        if wait:
-            self.wait_ready()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.running, f"the operator exited ({self.process.returncode}):\n{self.tail()}"
-            try:
-                if self.get(self.health_port, "/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the operator did not become healthy in {timeout}s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL, as a node failure or an OOM kill would: no cleanup runs."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.running:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def wait_exit(self, timeout: float) -> int:
-        """Wait for the process to end by itself (e.g. at a crash point); returns its exit code."""
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
-    def restart(self, **extra: str) -> OperatorProcess:
-        self.kill()
-        return self.start(**extra)
-
-    # observation
-    @staticmethod
-    def get(port: int, path: str) -> tuple[int, str]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-
-    def metrics(self) -> str:
-        return self.get(self.metrics_port, "/metrics")[1]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-
+# -- cluster setup and the operator process: one implementation with the demo ------------------------------
 def operator_env(cluster) -> dict[str, str]:
-    """The environment the chart's Deployment would give the operator, for the local cluster."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBELOOP_", "AWS_", "KUBECONFIG"))}
-    env.update(
-        {
-            "KUBELOOP_ARTIFACT_ROOT": f"s3://{cluster.s3.bucket}/artifacts",
-            "KUBELOOP_LOG_LEVEL": "INFO",
-            "KUBELOOP_RETRY_DELAY": "2",
-            "KUBELOOP_POD_NAME": "operator-under-test",
-            # the operator itself does not need the store; the training pods get it from a Secret
-        }
-    )
-    return env
+    """The chart's environment for the operator under test. Without the object store's credentials: the
+    operator itself does not need the store (training pods get it from a Secret); the DriftMonitor tests
+    restart it with them."""
+    return stack_operator_env(cluster, pod_name="operator-under-test", store_credentials=False)
 
 
 @pytest.fixture(scope="session")

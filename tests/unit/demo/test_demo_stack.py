@@ -10,7 +10,7 @@ import time
 
 CHILD = """
 import subprocess, sys, time
-from kubeloop_demo.stack import _die_with_parent
+from kubeloop_demo.operator_process import _die_with_parent
 p = subprocess.Popen(["sleep", "60"], preexec_fn=_die_with_parent, start_new_session=True)
 print(p.pid, flush=True)
 time.sleep(60)
