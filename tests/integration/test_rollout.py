@@ -424,6 +424,7 @@ def test_a_good_version_walks_every_step_under_load_and_is_promoted(
     v1 = mv(cluster, namespace, 1)
     assert v1["status"]["stage"] == "Archived"
     assert v1["status"]["history"][-1]["reason"] == "Superseded"
+    assert rollout_of(v1)["weight"] == 0  # the Weight column no longer claims its 100% of before
     assert status["history"][-1]["to"] == "Production" and status["history"][-1]["reason"] == "CanaryPassed"
     found = deployments(cluster, namespace)
     assert sorted(found) == [f"{MODEL}-v1", f"{MODEL}-v2"]  # one per version, never a duplicate
@@ -640,7 +641,8 @@ def test_manual_approval_pauses_and_a_newer_version_supersedes(cluster, operator
         generator.stop()
     assert rollout_of(done)["phase"] == "Promoted"
     assert mv(cluster, namespace, 4)["status"]["stage"] == "Production"
-    assert mv(cluster, namespace, 1)["status"]["stage"] == "Archived"
+    v1 = mv(cluster, namespace, 1)
+    assert v1["status"]["stage"] == "Archived" and rollout_of(v1)["weight"] == 0
     assert mv(cluster, namespace, 2)["status"].get("stage") != "Production"
     found = deployments(cluster, namespace)
     assert {n: d["spec"]["replicas"] for n, d in found.items()} == {"iris-v1": 0, "iris-v2": 0, "iris-v4": 2}

@@ -8,6 +8,9 @@
   field), never again on a restart, so an old request cannot take production back from a newer version.
 - Every change is recorded: from, to, who or what (a user from managedFields, a TrainingRun, a
   ModelVersion, a rollout), why, and when.
+- A superseded version serves no traffic: the rollout that promotes its successor retires its Deployment
+  before it calls `promote()`, so the archived version's `status.rollout.weight` becomes 0 in the same write
+  (otherwise `kubectl get mv` would still show the old version at 100%).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class StageChange:
     to: str
     by: str
     reason: str
+    retired: bool = False  # its traffic already went to another version: its rollout weight becomes 0
 
 
 def with_stage(
@@ -41,24 +45,26 @@ def with_stage(
         {"from": status.stage, "to": change.to, "by": change.by, "reason": change.reason, "time": now}
     )
     history = [*status.history, record][-history_limit:]
-    return status.model_copy(
-        update={
-            "stage": change.to,
-            "history": history,
-            "message": f"{status.stage} -> {change.to} by {change.by} ({change.reason})",
-        }
-    )
+    update: dict[str, Any] = {
+        "stage": change.to,
+        "history": history,
+        "message": f"{status.stage} -> {change.to} by {change.by} ({change.reason})",
+    }
+    if change.retired and status.rollout is not None:
+        update["rollout"] = status.rollout.model_copy(update={"weight": 0})
+    return status.model_copy(update=update)
 
 
 def promotion_plan(
     target: Mapping[str, Any], same_model: Sequence[Mapping[str, Any]], *, by: str, reason: str
 ) -> list[StageChange]:
     """Archive every other Production version of the model, then make `target` Production (in that order,
-    so that there is never a moment with two)."""
+    so that there is never a moment with two). The archived ones are `retired`: the caller (a completed
+    rollout) has already moved their traffic to `target`."""
     name = target["metadata"]["name"]
     model = target["spec"]["model"]
     changes = [
-        StageChange(mv["metadata"]["name"], ARCHIVED, f"ModelVersion {name}", "Superseded")
+        StageChange(mv["metadata"]["name"], ARCHIVED, f"ModelVersion {name}", "Superseded", retired=True)
         for mv in same_model
         if mv["metadata"]["name"] != name
         and mv["spec"].get("model") == model

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from kubeloop.api import ModelVersionStatus
+from kubeloop.api.status import status_patch
 from kubeloop.k8s.errors import (
     AlreadyExists,
     Conflict,
@@ -115,9 +116,42 @@ def test_promotion_archives_every_other_production_version_first():
     ]
     plan = stages.promotion_plan(target, others, by="rollout", reason="Promoted")
     assert plan == [
-        stages.StageChange("iris-v2", "Archived", "ModelVersion iris-v3", "Superseded"),
+        stages.StageChange("iris-v2", "Archived", "ModelVersion iris-v3", "Superseded", retired=True),
         stages.StageChange("iris-v3", "Production", "rollout", "Promoted"),
     ]
+
+
+def test_a_superseded_version_reports_no_traffic_a_hand_archived_one_keeps_its_weight():
+    promoted = ModelVersionStatus.model_validate(
+        {
+            "stage": "Production",
+            "rollout": {
+                "phase": "Promoted",
+                "step": 2,
+                "weight": 100,
+                "canaryReplicas": 2,
+                "stableReplicas": 0,
+            },
+        }
+    )
+    target = mv("iris-v3", "iris", 3, "Staging")
+    superseded, _ = stages.promotion_plan(
+        target, [mv("iris-v2", "iris", 2, "Production"), target], by="r", reason="p"
+    )
+    after = stages.with_stage(promoted, superseded, now=NOW, history_limit=5)
+    assert after.stage == "Archived"
+    assert after.rollout.weight == 0  # `kubectl get mv` must not show the old version at 100%
+    # the rest of the rollout's record stays as it ended
+    assert after.rollout.model_dump(exclude={"weight"}) == promoted.rollout.model_dump(exclude={"weight"})
+    patch = status_patch(promoted.model_dump(mode="json", by_alias=True, exclude_none=True), after)
+    assert patch["status"]["rollout"] == {"weight": 0}
+
+    # archived by hand, its Deployment is not retired by anyone: the weight it had stays what it reports
+    by_hand = stages.StageChange("iris-v2", "Archived", "kubectl-patch", "ManualEdit")
+    assert stages.with_stage(promoted, by_hand, now=NOW, history_limit=5).rollout.weight == 100
+    # a version that never rolled out has no rollout status to zero
+    never = stages.with_stage(ModelVersionStatus(stage="Production"), superseded, now=NOW, history_limit=5)
+    assert never.stage == "Archived" and never.rollout is None
 
 
 def test_a_stage_change_appends_a_bounded_history_and_is_idempotent():
