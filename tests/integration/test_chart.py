@@ -145,8 +145,9 @@ def test_namespaced_mode_rbac_stays_in_its_namespaces(kubeloop_crds, cluster, na
         assert can_i(cluster, sa, "watch", "trainingruns.kubeloop.dev", namespace)
         assert not can_i(cluster, sa, "create", "jobs.batch", "default")
         assert not can_i(cluster, sa, "watch", "trainingruns.kubeloop.dev", "default")
-        # kopf still discovers resources through CRDs, which are cluster-scoped.
-        assert can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io", "default")
+        # Nothing cluster-wide: the operator finds its kinds through API discovery, not by watching CRDs.
+        assert not can_i(cluster, sa, "watch", "customresourcedefinitions.apiextensions.k8s.io", "default")
+        assert not can_i(cluster, sa, "list", "namespaces", "default")
     finally:
         uninstall(cluster, objects)
 

@@ -141,7 +141,7 @@ class WatchValues(Values):
         default="Cluster",
         description=(
             "Cluster: watch every namespace, with a ClusterRole. Namespaced: watch only `namespaces`, with a "
-            "Role in each (plus a small ClusterRole for reading CRDs, which kopf needs)."
+            "Role in each and nothing cluster-wide (CRDs installed later are served after a restart)."
         ),
     )
     namespaces: list[str] = Field(
