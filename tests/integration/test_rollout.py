@@ -490,7 +490,11 @@ def test_a_bad_version_is_rolled_back_and_the_stable_keeps_answering(
     assert ("Warning", "RolledBack") in warnings
 
     # The stable was never touched beyond the split, and serves alone at its full count again.
-    v1 = mv(cluster, namespace, 1)
+    v1 = wait_for(  # the stable's Weight is back at 100 (it showed 100 - 33 during the 10% step)
+        lambda: (o := mv(cluster, namespace, 1)) and rollout_of(o).get("weight") == 100 and o,
+        10,
+        "v1's weight back at 100",
+    )
     assert v1["status"]["stage"] == "Production"
     found = deployments(cluster, namespace)
     assert found[f"{MODEL}-v3"]["spec"]["replicas"] == 0
@@ -576,6 +580,12 @@ def test_the_operator_killed_mid_rollout_resumes_at_the_same_step(cluster, opera
         )
         before = rollout_of(in_step_1)
         uids = {name: d["metadata"]["uid"] for name, d in deployments(cluster, namespace).items()}
+        # The stable's Weight is what the canary leaves it (50 here), not its 100 of before the rollout.
+        wait_for(
+            lambda: rollout_of(mv(cluster, namespace, 1)).get("weight") == 100 - before["weight"],
+            10,
+            "v1's weight to be 100 - the canary's",
+        )
         operator.kill()
         time.sleep(4)  # the step's clock keeps running while no operator is there
         operator.start()
@@ -620,6 +630,11 @@ def test_manual_approval_pauses_and_a_newer_version_supersedes(cluster, operator
         assert rollout_of(paused)["step"] == 1
         assert condition(paused, "Progressing")["reason"] == "AwaitingApproval"
         assert "approvedStep to 1" in condition(paused, "Progressing")["message"]
+        wait_for(  # paused after the 10% step: the stable keeps what that step left it (100 - 33)
+            lambda: rollout_of(mv(cluster, namespace, 1)).get("weight") == 100 - rollout_of(paused)["weight"],
+            10,
+            "v1's weight to be 100 - the paused canary's",
+        )
         time.sleep(3)
         assert rollout_of(mv(cluster, namespace, 2))["phase"] == "Paused"  # nothing moves without approval
 

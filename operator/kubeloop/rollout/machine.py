@@ -179,6 +179,25 @@ def start(state: RolloutStatus | None, obs: Observation) -> Decision | None:
     )
 
 
+def stable_weight(before: RolloutStatus | None, after: RolloutStatus) -> int | None:
+    """The stable version's share of traffic once this decision is applied (its `status.rollout.weight`), or
+    None when this rollout does not speak for the stable.
+
+    The canary's weight is the share it really gets, so the stable serves the rest: 100 - w during a step
+    (0 at the 100% step and on promotion), 100 again once a rollback, supersession or cancel has handed the
+    traffic back (the canary's weight is then 0). Only a rollout that was past Pending and not yet finished
+    when the tick began speaks: a Pending one has moved nothing (an older rollout may still be handing the
+    traffic back), and a finished one has let go (a newer rollout may be moving the stable now). The tick
+    that finishes an unwinding still speaks, so the stable is back at 100 before the canary stops looking.
+    """
+    st = before or RolloutStatus()
+    moving = st.phase in ("Progressing", "Paused")
+    unwinding = st.phase in UNWINDING and st.start_time is not None and st.completion_time is None
+    if not (moving or unwinding) or after.stable_version is None:
+        return None
+    return 100 - after.weight
+
+
 # -- at rest -------------------------------------------------------------------------------------------------
 def _settled(st: RolloutStatus, obs: Observation) -> Decision:
     """No rollout under way (a new one only starts through `start`): keep the Deployment as it should be."""

@@ -42,6 +42,7 @@ from kubeloop.rollout.machine import (
     Scale,
     StableVersion,
     decide,
+    stable_weight,
     start,
 )
 from kubeloop.rollout.window import Baseline, accumulate_stable, traffic
@@ -269,6 +270,10 @@ class RolloutService:
             verdict = self.analyse(snap)
             decision = decide(snap.state, replace(obs, now=_now(), verdict=verdict))
         self.act(snap, decision, obs)
+        # The stable's weight before the canary's status: a restart in between re-runs this tick from the
+        # canary's unchanged status and writes the same weight, whereas the tick that ends a rollback is its
+        # last (the daemon stops once the canary's status says it is over).
+        self.write_stable_weight(snap, decision)
         try:
             self.write_status(snap, decision)
         except StaleState:
@@ -480,6 +485,34 @@ class RolloutService:
             return self.kube.patch_status(MODEL_VERSION, body, desired, conditional=True)
 
         retry_on_conflict(attempt, what=f"rollout status of {snap.namespace}/{snap.name}")
+
+    def write_stable_weight(self, snap: Snapshot, decision: Decision) -> None:
+        """Set the stable version's `status.rollout.weight` to the share of traffic this rollout leaves it.
+
+        One merge patch of that field, conditional on the resourceVersion it was computed from (the stable's
+        own daemon writes its status too) and none when the weight is already right, so re-running a tick
+        writes nothing new.
+        """
+        weight = stable_weight(snap.state, decision.rollout)
+        stable = snap.stable
+        if weight is None or stable is None or stable.metadata["name"] != decision.rollout.stable_version:
+            return
+        name = stable.metadata["name"]
+
+        def attempt() -> dict[str, Any] | None:
+            body = self.kube.get(MODEL_VERSION, snap.namespace, name)
+            if body is None:
+                return None
+            stored = dict(body.get("status") or {})
+            status = ModelVersionStatus.model_validate(stored)
+            record = status.rollout or RolloutStatus()
+            desired = status.model_copy(update={"rollout": record.model_copy(update={"weight": weight})})
+            # A stable that never had a rollout (no record at all) gets just `rollout.weight`: compared with
+            # an empty record, which reads as the model's defaults, only the weight differs.
+            base = {**body, "status": {**stored, "rollout": stored.get("rollout") or {}}}
+            return self.kube.patch_status(MODEL_VERSION, base, desired, conditional=True)
+
+        retry_on_conflict(attempt, what=f"rollout weight of the stable {snap.namespace}/{name}")
 
     def _desired_status(
         self, snap: Snapshot, status: ModelVersionStatus, d: Decision, generation: int | None, started: bool

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kubeloop.api import CanaryPlan, CanaryStep, Measurement, RolloutStatus
 from kubeloop.rollout.analysis import StepVerdict
-from kubeloop.rollout.machine import Observation, Scale, StableVersion, Workload, decide, start
+from kubeloop.rollout.machine import (
+    Observation,
+    Scale,
+    StableVersion,
+    Workload,
+    decide,
+    stable_weight,
+    start,
+)
 
 T0 = datetime(2025, 3, 1, 10, 0, 0, tzinfo=UTC)
 PLAN = CanaryPlan(steps=[CanaryStep(weight=w, interval="30s") for w in (10, 50, 100)])
@@ -435,3 +443,64 @@ def test_manual_approval_walk():
     assert d.rollout.phase == "Paused" and d.scale is None
     d = decide(state, world.observe(plan=plan, approved_step=1))
     assert d.rollout.phase == "Progressing" and d.rollout.step == 1 and d.scale == Scale(canary=2)
+
+
+# -- the stable's weight -----------------------------------------------------------------------------------
+def stable_weights(world: World, verdicts) -> list[int]:
+    """The stable's weight after each tick of a whole simulated rollout, repeats collapsed."""
+    before = start(None, world.observe()).rollout
+    seen: list[int] = []
+    for d in drive(world, verdicts):
+        weight = stable_weight(before, d.rollout)
+        if weight is not None and (not seen or seen[-1] != weight):
+            seen.append(weight)
+        before = d.rollout
+    return seen
+
+
+def test_the_stable_gets_what_the_canary_leaves_at_every_step_down_to_0_at_100_percent():
+    # 2 stable replicas: the canary's effective shares are 33, 50, 100 (see weights.py)
+    assert stable_weights(World(), [PASS, PASS, PASS]) == [67, 50, 0]
+
+
+def test_a_rollback_hands_the_stable_its_100_back():
+    assert stable_weights(World(), [PASS, FAIL]) == [67, 50, 100]
+
+
+def test_a_rollback_at_100_percent_brings_the_stable_from_0_back_to_100():
+    assert stable_weights(World(), [PASS, PASS, FAIL]) == [67, 50, 0, 100]
+
+
+def carrying(weight: int, **kw) -> RolloutStatus:
+    base = dict(phase="Progressing", start_time=T0, stable_version="iris-v1", weight=weight)
+    return RolloutStatus(**{**base, **kw})
+
+
+def test_a_step_leaves_the_stable_the_rest():
+    assert stable_weight(carrying(0), carrying(10, step_start_time=T0)) == 90
+    assert stable_weight(carrying(10), carrying(10)) == 90  # the same on every tick of the step
+
+
+def test_a_cancel_or_supersession_ends_with_the_stable_at_100():
+    paused = carrying(33, phase="Paused")
+    for phase in ("Superseded", "Idle"):
+        handed_back = carrying(0, phase=phase, completion_time=T0 + timedelta(seconds=5))
+        assert stable_weight(paused, handed_back) == 100
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        None,  # no rollout
+        RolloutStatus(phase="Pending", start_time=T0, stable_version="iris-v1"),  # moved nothing yet
+        carrying(0, phase="RolledBack", completion_time=T0),  # finished: a newer rollout may own it
+        carrying(100, phase="Promoted", completion_time=T0),
+    ],
+)
+def test_rollouts_that_move_no_traffic_say_nothing_about_the_stable(before):
+    after = carrying(0) if before is None or before.phase == "Pending" else before
+    assert stable_weight(before, after) is None
+
+
+def test_the_first_version_has_no_stable_to_speak_for():
+    assert stable_weight(carrying(0, stable_version=None), carrying(100, stable_version=None)) is None
