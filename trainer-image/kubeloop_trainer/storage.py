@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import fsspec
 from fsspec import AbstractFileSystem
+from kubeloop.contract.storage import s3_options
 
 PVC_ROOT_ENV = "KUBELOOP_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/mnt/pvc"
@@ -24,28 +24,6 @@ _CLAIM = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 class StorageError(ValueError):
     """A URI that cannot name a readable or writable place."""
-
-
-def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
-    """s3fs options from the AWS environment variables (unset ones are left to botocore's defaults)."""
-    options: dict[str, Any] = {}
-    if env.get("AWS_ACCESS_KEY_ID"):
-        options["key"] = env["AWS_ACCESS_KEY_ID"]
-        options["secret"] = env.get("AWS_SECRET_ACCESS_KEY", "")
-    if env.get("AWS_SESSION_TOKEN"):
-        options["token"] = env["AWS_SESSION_TOKEN"]
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    client_kwargs: dict[str, Any] = {}
-    if endpoint:
-        options["endpoint_url"] = endpoint
-        # S3-compatible stores (MinIO, versitygw, Ceph) are addressed by path, not by bucket host name.
-        options["config_kwargs"] = {"s3": {"addressing_style": "path"}}
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        client_kwargs["region_name"] = region
-    if client_kwargs:
-        options["client_kwargs"] = client_kwargs
-    return options
 
 
 def pvc_path(uri: str, env: Mapping[str, str]) -> str:

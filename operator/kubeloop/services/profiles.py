@@ -14,11 +14,11 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
 
 import fsspec
 
 from kubeloop.contract import DRIFT_PROFILE_FILE, MANIFEST_FILE, Manifest, artifact_file_uri, hash_bytes
+from kubeloop.contract.storage import s3_options
 from kubeloop.drift import DriftProfile
 
 __all__ = ["ProfileError", "ProfileStore"]
@@ -28,30 +28,12 @@ class ProfileError(Exception):
     """The profile cannot be read or does not match the version's digest."""
 
 
-def _s3_options(env: Mapping[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if env.get("AWS_ACCESS_KEY_ID"):
-        options["key"] = env["AWS_ACCESS_KEY_ID"]
-        options["secret"] = env.get("AWS_SECRET_ACCESS_KEY", "")
-    if env.get("AWS_SESSION_TOKEN"):
-        options["token"] = env["AWS_SESSION_TOKEN"]
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
-    if endpoint:
-        options["endpoint_url"] = endpoint
-        # S3-compatible stores (MinIO, versitygw, Ceph) are addressed by path, not by bucket host name.
-        options["config_kwargs"] = {"s3": {"addressing_style": "path"}}
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    if region:
-        options["client_kwargs"] = {"region_name": region}
-    return options
-
-
 def read_bytes(uri: str, env: Mapping[str, str] | None = None) -> bytes:
     """The bytes at an ``s3://`` or ``file://`` URI (``pvc://`` is mounted only in pods, not here)."""
     env = os.environ if env is None else env
     try:
         if uri.startswith("s3://"):
-            fs = fsspec.filesystem("s3", skip_instance_cache=True, **_s3_options(env))
+            fs = fsspec.filesystem("s3", skip_instance_cache=True, **s3_options(env))
             return fs.cat_file(uri.removeprefix("s3://"))
         if uri.startswith("file://"):
             with open(uri.removeprefix("file://"), "rb") as f:
