@@ -38,7 +38,7 @@ from kubeloop.builders.labels import (
     label_value,
     owner_reference,
 )
-from kubeloop.builders.security import restricted_container
+from kubeloop.builders.security import restricted_container, restricted_pod
 from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     TASK_FILE_ENV,
@@ -53,8 +53,6 @@ TASK_KEY = "task.json"
 TASK_DIR = "/etc/kubeloop/task"
 PVC_ROOT = "/mnt/pvc"  # the trainer's default KUBELOOP_PVC_ROOT
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
-NON_ROOT_UID = 65532
-# Optional keys of the S3 Secret, in the order they are set; the first two are the credentials.
 
 
 def job_name(run_name: str) -> str:
@@ -215,13 +213,7 @@ def training_job(plan: TrainingJobPlan) -> dict[str, Any]:
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NON_ROOT_UID,
-            "runAsGroup": NON_ROOT_UID,
-            "fsGroup": NON_ROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod(),
         "containers": [container],
         "volumes": volumes,
     }

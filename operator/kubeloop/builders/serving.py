@@ -34,7 +34,7 @@ from kubeloop.builders.labels import (
     child_name,
     owner_reference,
 )
-from kubeloop.builders.security import restricted_container
+from kubeloop.builders.security import restricted_container, restricted_pod
 from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
     BIND_ADDRESS_ENV,
@@ -58,7 +58,6 @@ CONTAINER = "server"
 PORT = DEFAULT_PORT
 PORT_NAME = "http"
 PVC_ROOT = "/mnt/pvc"  # the server's default KUBELOOP_PVC_ROOT
-NON_ROOT_UID = 65532
 # The server's graceful shutdown (finishing requests in flight) on top of the drain sleep.
 SHUTDOWN_SECONDS = 25
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -216,13 +215,7 @@ def deployment(plan: ServingPlan) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": plan.drain_seconds + SHUTDOWN_SECONDS,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": NON_ROOT_UID,
-                        "runAsGroup": NON_ROOT_UID,
-                        "fsGroup": NON_ROOT_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": restricted_pod(),
                     "containers": [server_container(plan)],
                     "volumes": volumes,
                 },
