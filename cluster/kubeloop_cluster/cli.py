@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from kubeloop_cluster import toolchain
+from kubeloop_cluster import hostpackages, images, toolchain
 from kubeloop_cluster.cluster import LocalCluster
 from kubeloop_cluster.errors import SetupError
 
@@ -24,6 +24,10 @@ def _port(env_var: str) -> int | None:
     return int(value)
 
 
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeloop-cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "build", "env"])
@@ -32,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             started = time.monotonic()
-            for binary, path in toolchain.ensure_all().items():
+            binaries = toolchain.ensure_all()
+            for binary, path in binaries.items():
                 print(f"{binary}: {path}")
+            hostpackages.ensure(log)
+            for name, image in images.ensure_all(log).items():
+                print(f"image {name}: {image.reference}")
             print(f"tools ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
             return 0
         cluster = LocalCluster(

@@ -1,30 +1,44 @@
-"""The local cluster as one object: control plane, node agent and object store, up and down together.
+"""The local cluster as one object: control plane, one real node and an object store, up and down together.
 
-`make cluster-up`, `make cluster-down` and the pytest session fixture all go through `LocalCluster`.
+`make cluster-up`, `make cluster-down`, the demo and the pytest session fixture all go through `LocalCluster`.
+Every program runs under one supervisor process (see supervisor), which restarts what exits.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
-from kubeloop_cluster import controlplane, objectstore, podnet, toolchain
+from kubeloop_cluster import (
+    controlplane,
+    coredns,
+    hostpackages,
+    hoststate,
+    images,
+    node,
+    nodenet,
+    objectstore,
+    pki,
+    toolchain,
+)
 from kubeloop_cluster.errors import SetupError
+from kubeloop_cluster.nodeconfig import NODE_NAME, kubeconfig
+from kubeloop_cluster.nodenet import NodeNetwork
 from kubeloop_cluster.objectstore import S3Store
-from kubeloop_cluster.paths import cluster_dir
-from kubeloop_cluster.podnet import PodNetwork
-from kubeloop_cluster.ports import free_port, require_free
+from kubeloop_cluster.paths import cache_root, cluster_dir
+from kubeloop_cluster.ports import LOOPBACK, free_port, require_free
 
-NODE_NAME = "kubeloop-node"
+__all__ = ["NODE_NAME", "LocalCluster"]
+
 DEFAULT_BUCKET = "kubeloop"
 
 
@@ -33,26 +47,18 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    try:  # a zombie child of ours is not alive
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
 
 
-def _stop_group(pid: int, grace: float) -> None:
-    """SIGTERM a process group, wait, then SIGKILL what is left."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _sysctl_record() -> Path:
+    return cache_root() / "host-sysctls.json"
 
 
 class LocalCluster:
-    """A real Kubernetes control plane with one node agent and an S3 store, all on loopback."""
+    """A real Kubernetes control plane with one real node (containerd, kubelet, kube-proxy) and an S3 store."""
 
     def __init__(self, name: str = "kubeloop", apiserver_port: int | None = None, s3_port: int | None = None):
         self.name = name
@@ -82,8 +88,12 @@ class LocalCluster:
         return self.binaries[name]
 
     @property
-    def pod_network(self) -> PodNetwork:
-        return PodNetwork(**self._state()["network"])
+    def network(self) -> NodeNetwork:
+        return NodeNetwork(**self._state()["network"])
+
+    @property
+    def node_paths(self) -> node.NodePaths:
+        return node.NodePaths.of(self.dir, self.name)
 
     @property
     def s3(self) -> S3Store:
@@ -94,9 +104,9 @@ class LocalCluster:
 
     def is_up(self) -> bool:
         state = self._state()
-        return bool(state) and _alive(state.get("agent_pid", 0)) and self._ready()
+        return bool(state) and _alive(state.get("supervisor_pid", 0)) and self.ready()
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
         if not self.kubeconfig.exists():
             return False
         result = self.kubectl("get", "--raw", "/readyz", check=False)
@@ -105,108 +115,298 @@ class LocalCluster:
     # -- lifecycle -----------------------------------------------------------------------------------------
     def up(self, log=None) -> LocalCluster:
         log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        hostpackages.ensure(log)
         binaries = self.binaries
+        node_images = images.ensure_all(log)
         if self.is_up():
             log(f"cluster {self.name!r} is already up")
             return self
         self.down(quiet=True)  # clear what a crashed run left behind
-        apiserver_port = self._apiserver_port or free_port()
-        s3_port = self._s3_port or free_port()
-        require_free(apiserver_port, "API server", "KUBELOOP_APISERVER_PORT")
-        require_free(s3_port, "S3 store", "KUBELOOP_S3_PORT")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        network = podnet.create(self.name)  # first, so that the API server's certificate names the node IP
-        state = {"name": self.name, "apiserver_port": apiserver_port, "network": network.to_dict()}
-        self._save(state)
-        log(f"starting the control plane of {self.name!r} on 127.0.0.1:{apiserver_port} ...")
-        controlplane.create(
-            self.name, binaries, self.dir / "kwok", self.kubeconfig, apiserver_port, network.host_ip
-        )
-        controlplane.wait_ready(binaries["kubectl"], self.kubeconfig)
-        store = objectstore.start(
-            binaries["versitygw"], self.dir / "s3", s3_port, DEFAULT_BUCKET, self.dir / "versitygw.log"
-        )
-        store = dataclasses.replace(store, pod_endpoint_url=f"http://{network.host_ip}:{s3_port}")
-        state["s3"] = store.to_dict()
-        self._save(state)
-        self.start_agent()
-        log(
-            f"cluster {self.name!r} is up: node {NODE_NAME} Ready on {network.host_ip}, S3 store at {store.endpoint_url}"
-        )
+        try:
+            self._up(binaries, node_images, log)
+        except BaseException:
+            self.down(quiet=True)  # a failed `up` leaves the host as it found it
+            raise
         return self
 
-    def kill_agent(self) -> None:
-        """SIGKILL the node agent, as a crash would: its container processes die with it."""
-        state = self._state()
-        os.kill(state["agent_pid"], signal.SIGKILL)
-        while _alive(state["agent_pid"]):
-            try:  # reap it if it was our child (the test fixture's case)
-                os.waitpid(state["agent_pid"], os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
-
-    def start_agent(self) -> None:
-        state = self._state()
-        state["agent_pid"] = self._start_agent()
+    def _up(self, binaries: dict[str, Path], node_images: dict[str, images.ImageRef], log) -> None:
+        started = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        hoststate.record_sysctls(_sysctl_record())
+        network = nodenet.create(self.name)
+        hoststate.make_cgroups(node.cgroup_root(self.name))
+        apiserver_port = require_free(
+            self._apiserver_port or free_port(network.host_ip),
+            "API server",
+            "KUBELOOP_APISERVER_PORT",
+            network.host_ip,
+        )
+        s3_port = require_free(
+            self._s3_port or free_port(network.host_ip), "S3 store", "KUBELOOP_S3_PORT", network.host_ip
+        )
+        server = f"https://{network.host_ip}:{apiserver_port}"
+        ca = self._write_pki(network)
+        self._write_kubeconfigs(server, ca)
+        paths = self.node_paths
+        node.write_config(
+            paths, network, binaries, self.dir / "pki", self.name, node_images["pause"].reference
+        )
+        s3_argv, s3_env, store = objectstore.prepare(
+            binaries["versitygw"], self.dir / "s3", network.host_ip, s3_port, DEFAULT_BUCKET
+        )
+        cp_paths = controlplane.ControlPlanePaths(
+            self.dir / "pki",
+            self.dir / "etcd",
+            self.dir / "kcm.kubeconfig",
+            self.dir / "scheduler.kubeconfig",
+        )
+        programs = [
+            *controlplane.programs(binaries, cp_paths, network, apiserver_port, (free_port(), free_port())),
+            {"name": "s3", "argv": s3_argv, "env": s3_env},
+            *node.programs(paths, network, binaries),
+        ]
+        state = {
+            "name": self.name,
+            "apiserver_port": apiserver_port,
+            "network": network.to_dict(),
+            "s3": store.to_dict(),
+        }
         self._save(state)
+        log(
+            f"starting the control plane of {self.name!r} on {server} and node {NODE_NAME} on {network.node_ip} ..."
+        )
+        state["supervisor_pid"] = self._start_supervisor(programs)
+        self._save(state)
+        controlplane.wait_ready(binaries["kubectl"], self.kubeconfig)
+        self._wait_socket(paths.socket)
+        for image in node_images.values():
+            images.load(image.archive, image.reference, paths.socket)
         self._wait_node_ready()
+        self.apply_manifests(coredns.manifests(node_images["coredns"].reference, network.dns_ip))
+        self.kubectl(
+            "-n", coredns.NAMESPACE, "rollout", "status", f"deployment/{coredns.NAME}", "--timeout=120s"
+        )
+        log(
+            f"cluster {self.name!r} is up in {time.monotonic() - started:.0f}s: node {NODE_NAME} Ready on "
+            f"{network.node_ip}, pods in {network.pod_cidr}, Services in {network.service_cidr}, "
+            f"S3 store at {store.endpoint_url}"
+        )
 
-    def _start_agent(self) -> int:
-        state = self._state()
-        network, apiserver_port, s3_port = (
-            state["network"],
-            state["apiserver_port"],
-            S3Store(**state["s3"]).port,
+    def _write_pki(self, network: NodeNetwork) -> Path:
+        directory = self.dir / "pki"
+        authority = pki.CertificateAuthority(directory)
+        service_ip = network.service_cidr.split("/")[0].rsplit(".", 1)[0] + ".1"
+        authority.issue(
+            "apiserver",
+            "kube-apiserver",
+            server_names=(
+                network.host_ip,
+                service_ip,
+                LOOPBACK,
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
         )
-        log = (self.dir / "agent.log").open("ab")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubeloop_cluster.agent.main",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--state-dir={self.dir / 'agent'}",
-                f"--node-name={NODE_NAME}",
-                f"--netns={network['netns']}",
-                f"--pod-cidr={network['cidr']}",
-                f"--node-ip={network['host_ip']}",
-                f"--forward={apiserver_port}=127.0.0.1:{apiserver_port}",
-                f"--forward={s3_port}=127.0.0.1:{s3_port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the agent outlives `make cluster-up`
+        authority.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",))
+        authority.issue(
+            "kubelet-serving",
+            f"system:node:{NODE_NAME}",
+            ("system:nodes",),
+            server_names=(network.node_ip, NODE_NAME),
         )
+        for stem, user, groups in (
+            ("admin", "kubernetes-admin", ("system:masters",)),
+            ("kcm", "system:kube-controller-manager", ()),
+            ("scheduler", "system:kube-scheduler", ()),
+            ("kubelet", f"system:node:{NODE_NAME}", ("system:nodes",)),
+            ("kube-proxy", "system:kube-proxy", ()),
+        ):
+            authority.issue(stem, user, groups)
+        pki.service_account_keys(directory)
+        return authority.cert_path
+
+    def _write_kubeconfigs(self, server: str, ca: Path) -> None:
+        pem = self.dir / "pki"
+        paths = self.node_paths
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        for stem, target in (
+            ("admin", self.kubeconfig),
+            ("kcm", self.dir / "kcm.kubeconfig"),
+            ("scheduler", self.dir / "scheduler.kubeconfig"),
+            ("kubelet", paths.kubelet_kubeconfig),
+            ("kube-proxy", paths.proxy_kubeconfig),
+        ):
+            target.write_text(kubeconfig(server, ca, pem / f"{stem}.crt", pem / f"{stem}.key", stem))
+            target.chmod(0o600)
+
+    def _start_supervisor(self, programs: list[dict]) -> int:
+        logs = self.dir / "logs"
+        logs.mkdir(exist_ok=True)
+        (self.dir / "hold").mkdir(exist_ok=True)
+        for program in programs:
+            program["log"] = str(logs / f"{program['name']}.log")
+        spec = self.dir / "supervisor.json"
+        spec.write_text(json.dumps({"programs": programs, "hold_dir": str(self.dir / "hold")}, indent=2))
+        spec.chmod(0o600)  # it holds the store's credentials
+        with (logs / "supervisor.log").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kubeloop_cluster.supervisor", str(spec)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the cluster outlives `make cluster-up`
+            )
         return process.pid
 
-    def _wait_node_ready(self, timeout: float = 60.0) -> None:
+    def log_path(self, program: str) -> Path:
+        return self.dir / "logs" / f"{program}.log"
+
+    def _wait_socket(self, socket: Path, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if socket.exists():
+                return
+            time.sleep(0.2)
+        raise SetupError(
+            f"containerd did not open {socket} within {timeout:.0f}s (log: {self.log_path('containerd')})"
+        )
+
+    def _wait_node_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
         while time.monotonic() < deadline:
             result = self.kubectl("get", "node", NODE_NAME, "-o", f"jsonpath={jsonpath}", check=False)
             if result.stdout.strip() == "True":
                 return
-            if not _alive(self._state().get("agent_pid", 0)):
-                break
             time.sleep(0.5)
-        tail = (self.dir / "agent.log").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        tail = self.log_path("kubelet").read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise SetupError(
-            f"the node agent did not report {NODE_NAME} Ready: {tail[0]} (log: {self.dir}/agent.log)"
+            f"the kubelet did not report {NODE_NAME} Ready: {tail[0]} (log: {self.log_path('kubelet')})"
         )
+
+    def apply_manifests(self, manifests: list[dict]) -> None:
+        self.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, port: int) -> Iterator[int]:
+        """`kubectl port-forward` to `target` (e.g. `pod/x`, `svc/y`) on a free local port, for the block."""
+        local = free_port()
+        process = subprocess.Popen(
+            [
+                str(self.binaries["kubectl"]),
+                f"--kubeconfig={self.kubeconfig}",
+                "-n",
+                namespace,
+                "port-forward",
+                f"--address={LOOPBACK}",
+                target,
+                f"{local}:{port}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            first = process.stdout.readline() if process.stdout else ""
+            if not first.startswith("Forwarding from"):
+                raise SetupError(f"kubectl port-forward {target} failed: {first.strip() or 'no output'}")
+            yield local
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    # -- faults, for tests -----------------------------------------------------------------------------------
+    def hold(self, program: str) -> None:
+        """Stop one program and keep it stopped (the supervisor sees the hold file) until `release`."""
+        (self.dir / "hold" / program).touch()
+
+    def release(self, program: str) -> None:
+        (self.dir / "hold" / program).unlink(missing_ok=True)
 
     def down(self, quiet: bool = False) -> None:
         state = self._state()
-        if state.get("agent_pid"):
-            _stop_group(state["agent_pid"], grace=40)  # the agent stops its pods on SIGTERM
-        if state.get("s3"):
-            objectstore.stop(S3Store(**state["s3"]))
-        if (self.dir.exists() and self._binaries is not None) or (self.dir / "kwok").exists():
-            controlplane.delete(self.name, self.binaries, self.dir / "kwok", self.kubeconfig)
-        podnet.delete(self.name)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        supervisor_pid = state.get("supervisor_pid", 0)
+        if supervisor_pid and _alive(supervisor_pid):
+            self._remove_pods()
+            try:
+                os.killpg(supervisor_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and _alive(supervisor_pid):
+                time.sleep(0.1)
+            try:
+                os.killpg(supervisor_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._kill_node_leftovers()
+        hoststate.unmount_under(self.dir, self.node_paths.containerd_root)
+        hoststate.remove_cgroups(node.cgroup_root(self.name))
+        nodenet.delete(self.name)
+        if not self._others_running():
+            hoststate.restore_sysctls(_sysctl_record())
+        if self.dir.exists():
+            subprocess.run(["rm", "-rf", "--one-file-system", str(self.dir)], capture_output=True)
         if not quiet:
             print(f"cluster {self.name!r} is down", file=sys.stderr)
+
+    def _remove_pods(self) -> None:
+        """Stop the kubelet, then every pod sandbox, while containerd still runs: volumes, netns and shims go."""
+        socket = self.node_paths.socket
+        self.hold("kubelet")
+        deadline = time.monotonic() + 30
+        while (
+            time.monotonic() < deadline
+            and subprocess.run(["pgrep", "-f", f"kubelet --config={self.node_paths.dir}"]).returncode == 0
+        ):
+            time.sleep(0.2)
+        if socket.exists():
+            subprocess.run(
+                [
+                    str(self.binaries["crictl"]),
+                    f"--runtime-endpoint=unix://{socket}",
+                    "--timeout=30s",
+                    "rmp",
+                    "--all",
+                    "--force",
+                ],
+                capture_output=True,
+                timeout=120,
+            )
+
+    def _kill_node_leftovers(self) -> None:
+        """Container shims and processes that outlived a crashed containerd: everything in the node's cgroups,
+        and the shims that served its socket."""
+        root = node.cgroup_root(self.name).strip("/")
+        pids: set[int] = set()
+        for hierarchy in ("pids", "memory", "cpu"):
+            top = Path("/sys/fs/cgroup") / hierarchy / root
+            if top.is_dir():
+                for procs in top.rglob("cgroup.procs"):
+                    pids.update(int(pid) for pid in procs.read_text().split())
+        shim = subprocess.run(
+            ["pgrep", "-f", f"containerd-shim.*{self.node_paths.socket}"], capture_output=True, text=True
+        )
+        pids.update(int(pid) for pid in shim.stdout.split())
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _others_running(self) -> bool:
+        clusters = cache_root() / "clusters"
+        for state_file in clusters.glob("*/cluster.json") if clusters.is_dir() else ():
+            if state_file.parent == self.dir:
+                continue
+            try:
+                if _alive(json.loads(state_file.read_text()).get("supervisor_pid", 0)):
+                    return True
+            except (OSError, ValueError):
+                continue
+        return False
 
     # -- clients -------------------------------------------------------------------------------------------
     def kubectl(

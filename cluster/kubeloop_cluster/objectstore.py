@@ -6,6 +6,7 @@ under the store's root, so tests can also inspect what was written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ class S3Store:
     bucket: str
     root: str
     pid: int = 0
-    pod_endpoint_url: str = ""  # how pods reach the store: through the node address of the pod network
+    pod_endpoint_url: str = ""  # how pods reach the store (the same address on the local cluster)
 
     @property
     def port(self) -> int:
@@ -54,27 +55,33 @@ class S3Store:
         return asdict(self)
 
 
-def start(binary: Path, root: Path, port: int, bucket: str, log_path: Path) -> S3Store:
+def prepare(
+    binary: Path, root: Path, host: str, port: int, bucket: str
+) -> tuple[list[str], dict[str, str], S3Store]:
+    """The store's command line, its environment (the credentials) and how clients reach it."""
     root.mkdir(parents=True, exist_ok=True)
     (root / bucket).mkdir(exist_ok=True)  # a bucket of the posix backend is a top-level directory
-    # Local-only credentials for a loopback store; generated per cluster so that nothing real is ever reused.
+    # Local-only credentials for a store on this machine; generated per store so that nothing real is reused.
     access_key = "kubeloop" + os.urandom(4).hex()
     secret_key = os.urandom(20).hex()
-    env = {**os.environ, "ROOT_ACCESS_KEY_ID": access_key, "ROOT_SECRET_ACCESS_KEY": secret_key}
+    # Credentials through the environment keep them out of `ps` output.
+    env = {"ROOT_ACCESS_KEY_ID": access_key, "ROOT_SECRET_ACCESS_KEY": secret_key}
+    argv = [str(binary), "--port", f"{host}:{port}", "posix", str(root)]
+    url = f"http://{host}:{port}"
+    return argv, env, S3Store(url, access_key, secret_key, bucket, str(root), pod_endpoint_url=url)
+
+
+def start(binary: Path, root: Path, port: int, bucket: str, log_path: Path, host: str = LOOPBACK) -> S3Store:
+    """A standalone store, without a cluster (the tests' `s3` fixture)."""
+    argv, env, store = prepare(binary, root, host, port, bucket)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [str(binary), "--port", f"{LOOPBACK}:{port}", "posix", str(root)],
-            env=env,  # credentials through the environment keep them out of `ps` output
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    if not wait_listening(port, timeout=20):
+    if not wait_listening(port, host=host, timeout=20):
         process.kill()
-        raise SetupError(
-            f"the S3 store (versitygw) did not start listening on {LOOPBACK}:{port}: see {log_path}"
-        )
-    return S3Store(f"http://{LOOPBACK}:{port}", access_key, secret_key, bucket, str(root), process.pid)
+        raise SetupError(f"the S3 store (versitygw) did not start listening on {host}:{port}: see {log_path}")
+    return dataclasses.replace(store, pid=process.pid)
 
 
 def stop(store: S3Store) -> None:

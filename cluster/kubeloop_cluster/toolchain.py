@@ -27,7 +27,7 @@ class GoTool:
     """One tool module: which upstream module it pins, and which commands it builds under which names."""
 
     module_dir: str
-    upstream: str
+    upstream: str  # "" for the project's own module (the pause binary): its version is its content hash
     commands: dict[str, str]  # binary name -> Go package
     version_flags: tuple[str, ...] = field(default=())  # `-X` variables that take the pinned version
 
@@ -36,6 +36,8 @@ class GoTool:
         return TOOLS_SOURCES / self.module_dir
 
     def version(self) -> str:
+        if not self.upstream:
+            return "local"
         gomod = (self.source / "go.mod").read_text()
         match = re.search(rf"^\s*(?:require\s+)?{re.escape(self.upstream)}\s+(v\S+)", gomod, re.M)
         if not match:
@@ -72,6 +74,8 @@ TOOLS: dict[str, GoTool] = {
             "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
             "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
         },
         version_flags=_K8S_VERSION_VARS,
     ),
@@ -91,9 +95,25 @@ TOOLS: dict[str, GoTool] = {
         upstream="github.com/versity/versitygw",
         commands={"versitygw": "github.com/versity/versitygw/cmd/versitygw"},
     ),
-    "kwok": GoTool(
-        module_dir="kwok", upstream="sigs.k8s.io/kwok", commands={"kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"}
+    "cni": GoTool(
+        module_dir="cni",
+        upstream="github.com/containernetworking/plugins",
+        commands={
+            plugin.rsplit("/", 1)[1]: f"github.com/containernetworking/plugins/plugins/{plugin}"
+            for plugin in ("main/bridge", "ipam/host-local", "main/loopback", "meta/portmap")
+        },
     ),
+    "crictl": GoTool(
+        module_dir="crictl",
+        upstream="sigs.k8s.io/cri-tools",
+        commands={"crictl": "sigs.k8s.io/cri-tools/cmd/crictl"},
+    ),
+    "coredns": GoTool(
+        module_dir="coredns",
+        upstream="github.com/coredns/coredns",
+        commands={"coredns": "github.com/coredns/coredns"},
+    ),
+    "pause": GoTool(module_dir="pause", upstream="", commands={"pause": "."}),
 }
 
 BINARIES: dict[str, str] = {binary: tool for tool, spec in TOOLS.items() for binary in spec.commands}
@@ -117,8 +137,8 @@ def cache_dir(name: str, go: str | None = None) -> Path:
     tool = TOOLS[name]
     go = go or _go()
     digest = hashlib.sha256()
-    for part in ("go.mod", "go.sum"):
-        digest.update((tool.source / part).read_bytes())
+    for part in sorted(tool.source.iterdir()):  # go.mod, go.sum and the Go files that name the commands
+        digest.update(part.name.encode() + b"\0" + part.read_bytes())
     digest.update(_go_version(go).encode())
     digest.update(tool.ldflags().encode())
     return tools_root() / f"{name}-{tool.version()}-{digest.hexdigest()[:12]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 class Deadlines:
     """Seconds each stage may take before the demo gives up on it."""
 
-    cluster: float = 240.0  # control plane, node agent, S3 store, CRDs, RBAC, operator healthy
+    cluster: float = 240.0  # control plane, node, S3 store, CRDs, RBAC, operator healthy
     training: float = 300.0  # TrainingRun created -> Succeeded (Job, trainer, gates, ModelVersion)
     first_rollout: float = 240.0  # v1 registered -> Production, serving pods Ready
     baseline: float = 180.0  # DriftMonitor judged the baseline windows

@@ -160,25 +160,21 @@ class Stack:
         return upload(self.cluster, key, data)
 
     def collect_logs(self) -> Path | None:
-        """Copy every container's log into <output>/pods/<pod name>/<container>.log: the agent keeps them
-        under the cluster's directory (`kubectl logs` is not served there), which `down()` deletes."""
-        pods = self.cluster.dir / "agent" / "pods"
-        if not pods.is_dir():
+        """Copy every container's log (`kubectl logs`) into <output>/pods/<pod name>/<container>.log, before
+        `down()` deletes the cluster and its logs with it."""
+        if self.kube is None:
             return None
-        names: dict[str, str] = {}
-        if self.kube is not None:
-            try:
-                names = {
-                    p["metadata"]["uid"]: p["metadata"]["name"] for p in self.kube.pods(self.config.namespace)
-                }
-            except Exception:  # the logs matter more than their names
-                names = {}
         target = self.output / "pods"
         shutil.rmtree(target, ignore_errors=True)
-        for log in pods.glob("*/*.log"):
-            folder = target / names.get(log.parent.name, log.parent.name)
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, folder / log.name)
+        for pod in self.kube.pods(self.config.namespace):
+            name = pod["metadata"]["name"]
+            for container in pod["spec"]["containers"]:
+                result = self.cluster.kubectl(
+                    "logs", "-n", self.config.namespace, name, "-c", container["name"], check=False
+                )
+                folder = target / name
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{container['name']}.log").write_text(result.stdout or result.stderr)
         return target
 
     def down(self) -> None:

@@ -1,6 +1,6 @@
 """DriftMonitor on the real local cluster: live traffic to real model servers, the operator under the chart's RBAC.
 
-Each test deploys `kubeloop-trainer serve` (two replicas, run by the node agent) on an artifact trained once
+Each test deploys `kubeloop-trainer serve` (two replicas, containers of the trainer image on the real node) on an artifact trained once
 into the cluster's S3 store, marks a ModelVersion as the production version served by that Deployment, and
 sends V2 inference traffic to the pods from a background thread while the operator judges 5-second windows.
 """

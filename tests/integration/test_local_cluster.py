@@ -1,4 +1,5 @@
-"""The local cluster is a real Kubernetes: real controllers act on what the node agent reports."""
+"""The local cluster is a real Kubernetes: a real kubelet runs the project's images in containerd, kube-proxy
+routes Services, CoreDNS resolves their names, and a supervisor keeps the control plane running."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeloop.builders.security import NON_ROOT_UID, restricted_container, restricted_pod
+from kubeloop.settings import Settings
+
+TRAINER_IMAGE = Settings().trainer_image  # built from trainer-image/Dockerfile and loaded into the node
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +69,7 @@ def python_job(name: str, code: str, **pod_extra) -> dict:
                     "containers": [
                         {
                             "name": "main",
-                            "image": "python:3.11-slim",
+                            "image": TRAINER_IMAGE,
                             "command": ["python", "-c", code],
                             "terminationMessagePolicy": "FallbackToLogsOnError",
                             **pod_extra.pop("container", {}),
@@ -103,7 +108,7 @@ def test_job_completes_through_the_real_job_controller(cluster, namespace):
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 0
     assert terminated["message"] == f"done on {pod['status']['podIP']}"
-    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cluster.pod_network.cidr)
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cluster.network.pod_cidr)
 
 
 def test_failing_job_reports_exit_code_and_termination_message(cluster, namespace):
@@ -197,6 +202,19 @@ def test_env_from_configmap_secret_and_volumes(cluster, namespace):
     assert not Path("/scratch/x").exists(), "an emptyDir must not leak onto the host's path"
 
 
+# Answers every GET with the pod's name, so a client can tell which pod the Service chose.
+WHOAMI_SERVER = (
+    "import http.server, socket\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = socket.gethostname().encode()\n"
+    "        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    def log_message(self, *args): pass\n"
+    "http.server.ThreadingHTTPServer(('0.0.0.0', 8000), H).serve_forever()\n"
+)
+
+
 def http_deployment(namespace: str, name: str, replicas: int = 1) -> list[dict]:
     labels = {"app": name}
     return [
@@ -214,14 +232,8 @@ def http_deployment(namespace: str, name: str, replicas: int = 1) -> list[dict]:
                         "containers": [
                             {
                                 "name": "web",
-                                "image": "python:3.11-slim",
-                                "command": ["python", "-m", "http.server", "8000", "--bind", "$(POD_IP)"],
-                                "env": [
-                                    {
-                                        "name": "POD_IP",
-                                        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
-                                    }
-                                ],
+                                "image": TRAINER_IMAGE,
+                                "command": ["python", "-c", WHOAMI_SERVER],
                                 "ports": [{"name": "http", "containerPort": 8000}],
                                 "readinessProbe": {
                                     "httpGet": {"path": "/", "port": "http"},
@@ -347,149 +359,105 @@ def test_rbac_is_enforced_and_service_account_tokens_work(cluster, namespace, tm
     assert as_reader("get", "secrets", "-n", namespace).returncode != 0, "only what the Role grants"
 
 
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (proc / "cmdline").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
-def test_killed_agent_leaves_no_orphans_and_no_pods_stuck_running(cluster, namespace):
-    marker = f"marker-{uuid.uuid4().hex}"
-    sleeper = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "sleeper", "namespace": namespace},
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "python:3.11-slim",
-                    "command": ["python", "-c", "import time, sys; time.sleep(600)", marker],
-                }
-            ],
-        },
-    }
-    apply(cluster, [sleeper, *http_deployment(namespace, "web")])
-    wait_for(lambda: available(cluster, namespace, "web"), what="deployment web Available")
-    wait_for(lambda: processes_with(marker), what="the sleeper's process")
-    web_before = get(cluster, "pods", "-n", namespace, "-l", "app=web")["items"][0]
-
-    cluster.kill_agent()
-    wait_for(
-        lambda: not processes_with(marker), timeout=10, what="the sleeper's process to die with the agent"
-    )
-    cluster.start_agent()
-
-    def sleeper_phase():
-        phase = get(cluster, "pod", "sleeper", "-n", namespace)["status"]["phase"]
-        return phase if phase != "Running" else None
-
-    assert wait_for(sleeper_phase, what="the sleeper to leave Running") == "Failed"
-    state = get(cluster, "pod", "sleeper", "-n", namespace)["status"]["containerStatuses"][0]["state"]
-    assert state["terminated"]["reason"] == "ContainerStatusUnknown"
-    assert not processes_with(marker)
-
-    def web_restarted():
-        pod = get(cluster, "pod", web_before["metadata"]["name"], "-n", namespace)
-        status = pod["status"]["containerStatuses"][0]
-        return status["restartCount"] >= 1 and status["ready"]
-
-    wait_for(web_restarted, what="the web pod to be restarted and Ready again")
-    wait_for(lambda: available(cluster, namespace, "web"), what="deployment web Available again")
-
-
-def test_deleting_a_pod_sends_sigterm_then_sigkill_after_the_grace_period(cluster, namespace):
-    marker = f"marker-{uuid.uuid4().hex}"
-    stubborn = (
-        "import signal, time, pathlib;"
-        "signal.signal(signal.SIGTERM, lambda *a: pathlib.Path('/tmp/' + __import__('sys').argv[1]).touch());"
-        "time.sleep(600)"
-    )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "stubborn", "namespace": namespace},
-        "spec": {
-            "terminationGracePeriodSeconds": 2,
-            "containers": [
-                {"name": "main", "image": "python:3.11-slim", "command": ["python", "-c", stubborn, marker]}
-            ],
-        },
-    }
-    apply(cluster, pod)
-    wait_for(lambda: processes_with(marker), what="the stubborn process")
-    started = time.monotonic()
-    cluster.kubectl("delete", "pod", "stubborn", "-n", namespace, "--wait=true", "--timeout=30s")
-    elapsed = time.monotonic() - started
-    assert Path(f"/tmp/{marker}").exists(), "the process received SIGTERM first"
-    Path(f"/tmp/{marker}").unlink()
-    assert not processes_with(marker), "SIGKILL ended it after the grace period"
-    assert elapsed >= 2, f"the grace period was honoured (took {elapsed:.1f}s)"
-
-
-def test_a_volume_over_the_project_keeps_the_project_visible(cluster, namespace):
-    """An emptyDir over the clone's parent (as an emptyDir at /tmp covers a clone in /tmp) hides neither the
-    virtualenv the container runs nor the sources; the rest of the directory is the empty volume."""
-    from kubeloop_cluster.paths import REPO_ROOT
-
-    parent = str(REPO_ROOT.parent)
+def test_containers_are_real_restricted_and_isolated(cluster, namespace):
+    """The trainer image under the restricted profile the operator's builders give every pod: the runtime
+    runs it as 65532, with a read-only root, in a PID namespace of its own, and `kubectl logs` has its output."""
     code = (
-        "import os, pathlib, kubeloop_cluster;"
-        f"entries = sorted(os.listdir({parent!r}));"
-        "pathlib.Path('/dev/termination-log').write_text(','.join(entries))"
+        "import json, os, pathlib\n"
+        "try:\n"
+        "    pathlib.Path('/kubeloop-probe').write_text('x'); root = 'writable'\n"
+        "except OSError as error:\n"
+        "    root = error.strerror\n"
+        "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "print('hello from a container', flush=True)\n"
+        "pathlib.Path('/dev/termination-log').write_text(json.dumps(dict(uid=os.getuid(), root=root, pids=pids)))\n"
     )
-    job = python_job(
-        "covered",
-        code,
-        container={"volumeMounts": [{"name": "scratch", "mountPath": parent}]},
-        volumes=[{"name": "scratch", "emptyDir": {}}],
-    )
-    apply(cluster, {**job, "metadata": {"name": "covered", "namespace": namespace}})
-    assert wait_for(lambda: job_condition(cluster, namespace, "covered"), what="job covered") == "Complete"
-    message = job_pod(cluster, namespace, "covered")["status"]["containerStatuses"][0]["state"]["terminated"]
-    assert message["message"] == REPO_ROOT.name, "only the project is visible in the covering volume"
+    job = python_job("real", code, container={"securityContext": restricted_container()})
+    job["spec"]["template"]["spec"]["securityContext"] = restricted_pod()
+    apply(cluster, {**job, "metadata": {"name": "real", "namespace": namespace}})
+    assert wait_for(lambda: job_condition(cluster, namespace, "real"), what="job real") == "Complete"
+    pod = job_pod(cluster, namespace, "real")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["containerID"].startswith("containerd://")
+    report = json.loads(status["state"]["terminated"]["message"])
+    assert report["uid"] == NON_ROOT_UID
+    assert report["root"] == "Read-only file system"
+    assert report["pids"] == [1], "only its own process is visible: a PID namespace of its own"
+    logs = cluster.kubectl("logs", "-n", namespace, pod["metadata"]["name"]).stdout
+    assert logs.strip() == "hello from a container"
 
 
-def test_pre_stop_hook_runs_before_sigterm(cluster, namespace):
-    marker = f"marker-{uuid.uuid4().hex}"
-    prestop, term = Path(f"/tmp/{marker}.prestop"), Path(f"/tmp/{marker}.term")
-    server = (
-        "import signal, sys, time, pathlib;"
-        f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path('{term}').write_text("
-        f"str(pathlib.Path('{prestop}').exists())), sys.exit(0)));"
-        "time.sleep(600)"
-    )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "hooked", "namespace": namespace},
-        "spec": {
-            "terminationGracePeriodSeconds": 10,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "python:3.11-slim",
-                    "command": ["python", "-c", server, marker],
-                    "lifecycle": {
-                        "preStop": {"exec": {"command": ["python", "-c", f"open('{prestop}', 'w').close()"]}}
-                    },
-                }
-            ],
-        },
-    }
-    apply(cluster, pod)
-    wait_for(lambda: processes_with(marker), what="the hooked process")
-    cluster.kubectl("delete", "pod", "hooked", "-n", namespace, "--wait=true", "--timeout=30s")
+def answer(url: str) -> str | None:
     try:
-        assert term.read_text() == "True", "SIGTERM came after the preStop hook had run"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.read().decode()
+    except OSError:  # until kube-proxy has the Service's rules: ICMP unreachable
+        return None
+
+
+def test_service_routes_and_dns_resolves(cluster, namespace):
+    """kube-proxy spreads requests to the ClusterIP over both pods; from a pod, the Service's DNS name works."""
+    apply(cluster, http_deployment(namespace, "web", replicas=2))
+    wait_for(lambda: available(cluster, namespace, "web"), what="deployment web Available")
+    pods = {
+        pod["metadata"]["name"] for pod in get(cluster, "pods", "-n", namespace, "-l", "app=web")["items"]
+    }
+    wait_for(lambda: len(endpoint_addresses(cluster, namespace, "web")) == 2, what="both endpoints")
+    cluster_ip = get(cluster, "service", "web", "-n", namespace)["spec"]["clusterIP"]
+    wait_for(
+        lambda: answer(f"http://{cluster_ip}/"), timeout=30, what="kube-proxy to program the new ClusterIP"
+    )
+    answered: dict[str, int] = {}
+    for _ in range(60):
+        # a new connection each time: kube-proxy balances connections, not requests
+        with urllib.request.urlopen(f"http://{cluster_ip}/", timeout=5) as response:
+            name = response.read().decode()
+        answered[name] = answered.get(name, 0) + 1
+    assert set(answered) == pods, answered
+    assert min(answered.values()) >= 10, f"both pods get a fair share of 60 connections: {answered}"
+
+    code = (
+        "import pathlib, urllib.request\n"
+        f"body = urllib.request.urlopen('http://web.{namespace}.svc.cluster.local/', timeout=10).read()\n"
+        "pathlib.Path('/dev/termination-log').write_bytes(body)\n"
+    )
+    apply(cluster, {**python_job("client", code), "metadata": {"name": "client", "namespace": namespace}})
+    assert wait_for(lambda: job_condition(cluster, namespace, "client"), what="job client") == "Complete"
+    message = job_pod(cluster, namespace, "client")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert message["message"] in pods
+
+
+def test_port_forward_reaches_a_server_listening_in_its_pod(cluster, namespace):
+    apply(cluster, http_deployment(namespace, "web"))
+    wait_for(lambda: available(cluster, namespace, "web"), what="deployment web Available")
+    pod = get(cluster, "pods", "-n", namespace, "-l", "app=web")["items"][0]["metadata"]["name"]
+    with cluster.port_forward(namespace, f"pod/{pod}", 8000) as local_port:
+        answer = urllib.request.urlopen(f"http://127.0.0.1:{local_port}/", timeout=5).read().decode()
+    assert answer == pod
+
+
+def test_the_supervisor_restarts_the_control_plane_after_an_api_server_outage(cluster, namespace):
+    """Without the API server for 35 s, kube-controller-manager and kube-scheduler lose their leases and exit;
+    the supervisor restarts all three, and the cluster schedules and runs new work again."""
+    starts_before = {
+        name: cluster.log_path(name).read_text().count("supervisor: starting")
+        for name in ("kube-controller-manager", "kube-scheduler")
+    }
+    cluster.hold("kube-apiserver")
+    try:
+        wait_for(lambda: not cluster.ready(), timeout=30, what="the API server to stop")
+        outage = time.monotonic()
+        wait_for(lambda: time.monotonic() - outage > 35, timeout=60, interval=1, what="a 35 s outage")
     finally:
-        prestop.unlink(missing_ok=True)
-        term.unlink(missing_ok=True)
+        cluster.release("kube-apiserver")
+    wait_for(cluster.ready, timeout=90, what="the API server to be back")
+    restarted = {
+        name: cluster.log_path(name).read_text().count("supervisor: starting") for name in starts_before
+    }
+    code = "import pathlib; pathlib.Path('/dev/termination-log').write_text('after')"
+    apply(cluster, {**python_job("after", code), "metadata": {"name": "after", "namespace": namespace}})
+    assert (
+        wait_for(lambda: job_condition(cluster, namespace, "after"), timeout=120, what="job after")
+        == "Complete"
+    )
+    assert all(restarted[name] > starts_before[name] for name in starts_before), (starts_before, restarted)

@@ -1,6 +1,6 @@
 """Canary rollouts on the real local cluster: the real operator (under the chart's RBAC), the real model
-servers run by the node agent, and a load generator that sends requests the way a proxy would, to the
-ready addresses of the model Service's EndpointSlices (there is no kube-proxy).
+servers in containers on the real node, and a load generator that sends every request to the model
+Service's ClusterIP, as a client in the cluster would: kube-proxy, not the test, splits the traffic.
 
 Models are trained by the real trainer on iris and uploaded to the cluster's S3 store:
 - v1 (stable): logistic regression; v2 (good): a random forest that answers like it;
@@ -57,6 +57,9 @@ ANALYSIS = {
     "inconclusiveTimeout": "40s",
 }
 X, Y = load_iris(return_X_y=True)
+# Per step, the canary's share of the answers the Service gave is its replica weight within this many
+# percentage points: about 3.5 standard deviations of a binomial share over the ~120 requests of a step.
+SPLIT_TOLERANCE = 15
 
 
 # -- artifacts -----------------------------------------------------------------------------------------------
@@ -191,29 +194,33 @@ def deploy_stable(cluster, namespace: str, artifact: Artifact) -> dict:
 @dataclass
 class Failure:
     at: float
-    pod: str
-    address: str
     error: str
 
 
 @dataclass
 class LoadGenerator:
-    """Round-robin requests over the Service's ready EndpointSlice addresses, as a proxy would route them."""
+    """Requests to the Service's ClusterIP, each on a new connection (kube-proxy balances connections), at a
+    steady rate. The Service's EndpointSlices are watched only to observe when pods join and leave it."""
 
     kubeconfig: Path
     namespace: str
     expected: dict[str, np.ndarray]  # version label -> the right answer for each row of X
     rate: float = 40.0
     ok: dict[str, int] = field(default_factory=dict)
+    answers: list[tuple[float, str]] = field(default_factory=list)  # (when, version) of every right answer
     failures: list[Failure] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
-    first_ready: dict[str, float] = field(default_factory=dict)  # pod -> when it first became a target
+    first_ready: dict[str, float] = field(default_factory=dict)  # pod -> when it first became an endpoint
+    _url: str = ""
     _slices: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> LoadGenerator:
+        api = kclient.CoreV1Api(kconfig.new_client_from_config(str(self.kubeconfig)))
+        cluster_ip = api.read_namespaced_service(SERVICE, self.namespace).spec.cluster_ip
+        self._url = f"http://{cluster_ip}:8080/v2/models/{MODEL}/infer"
         self._threads = [
             threading.Thread(target=self._watch, daemon=True, name="endpointslices"),
             threading.Thread(target=self._send, daemon=True, name="load"),
@@ -232,9 +239,15 @@ class LoadGenerator:
     def total(self) -> int:
         return sum(self.ok.values())
 
-    def targets(self) -> list[tuple[str, str]]:
+    def endpoints(self) -> list[str]:
+        """The pods the Service routes to now."""
         with self._lock:
-            return sorted({t for ts in self._slices.values() for t in ts})
+            return sorted({pod for ts in self._slices.values() for _, pod in ts})
+
+    def share(self, version: str, start: float, end: float) -> tuple[float, int]:
+        """The share of the answers between `start` and `end` that `version` gave, and their count."""
+        window = [v for at, v in self.answers if start <= at <= end]
+        return (window.count(version) / len(window) if window else 0.0), len(window)
 
     def _update(self, kind: str, obj: Any) -> None:
         name = obj.metadata.name
@@ -278,33 +291,29 @@ class LoadGenerator:
 
     def _send(self) -> None:
         rng = np.random.default_rng(1)
-        turn = 0
         while not self._stop.is_set():
             began = time.monotonic()
-            targets = self.targets()
-            if targets:
-                address, pod = targets[turn % len(targets)]
-                turn += 1
-                self._one(address, pod, int(rng.integers(len(X))))
+            self._one(int(rng.integers(len(X))))
             time.sleep(max(0.0, 1.0 / self.rate - (time.monotonic() - began)))
 
-    def _one(self, address: str, pod: str, row: int) -> None:
+    def _one(self, row: int) -> None:
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": X[row].tolist()}]}
         try:
-            response = requests.post(f"http://{address}:8080/v2/models/{MODEL}/infer", json=body, timeout=5)
+            response = requests.post(self._url, json=body, timeout=5)  # a new connection each time
         except requests.RequestException as e:
-            self.failures.append(Failure(time.monotonic(), pod, address, f"{type(e).__name__}: {e}"))
+            self.failures.append(Failure(time.monotonic(), f"{type(e).__name__}: {e}"))
             return
         if response.status_code != 200:
-            self.failures.append(Failure(time.monotonic(), pod, address, f"HTTP {response.status_code}"))
+            self.failures.append(Failure(time.monotonic(), f"HTTP {response.status_code}"))
             return
         doc = response.json()
         version = doc.get("model_version", "?")
         self.ok[version] = self.ok.get(version, 0) + 1
+        self.answers.append((time.monotonic(), version))
         answer = doc["outputs"][0]["data"][0]
         expected = self.expected.get(version)
         if expected is None or int(answer) != int(expected[row]):
-            self.wrong.append(f"{pod} (v{version}) answered {answer} for row {row}")
+            self.wrong.append(f"v{version} answered {answer} for row {row}")
 
 
 def assert_no_request_failed(generator: LoadGenerator) -> None:
@@ -407,6 +416,13 @@ def test_a_good_version_walks_every_step_under_load_and_is_promoted(
     analyses = rollout["analyses"]
     assert [(a["step"], a["verdict"]) for a in analyses] == [(0, "Pass"), (1, "Pass"), (2, "Pass")]
     assert [a["weight"] for a in analyses] == [33, 50, 100]  # effective shares with 2 stable replicas
+    # The cluster's split, seen by a client of the Service: per step, the canary's share of the answers.
+    shares = {}
+    for a in analyses:
+        share, count = generator.share("2", clock.started[a["step"]] + 1.0, clock.judged[a["step"]])
+        shares[a["step"]] = (round(100 * share, 1), count)
+        assert count >= 60, f"step {a['step']}: only {count} answers to judge the split by"
+        assert abs(100 * share - a["weight"]) <= SPLIT_TOLERANCE, (a["step"], a["weight"], shares)
     for a in analyses:
         values = {m["metric"]: m for m in a["measurements"]}
         assert set(values) == {"requests", "errorRate", "p99LatencyMilliseconds", "predictionShift"}
@@ -460,6 +476,7 @@ def test_a_good_version_walks_every_step_under_load_and_is_promoted(
     per_step = (clock.done - clock.started[0] - len(STEPS) * INTERVAL) / len(STEPS)
     lines.append(f"  overhead per step beyond the interval, step 1 start -> promoted: {per_step:5.2f}s")
     lines.append(f"  requests answered by version: {generator.ok}")
+    lines.append(f"  canary share of the Service's answers per step (%, answers): {shares}")
     print("\n" + "\n".join(lines))
     assert_no_request_failed(generator)
 
@@ -501,8 +518,7 @@ def test_a_bad_version_is_rolled_back_and_the_stable_keeps_answering(
     assert found[f"{MODEL}-v1"]["spec"]["replicas"] == 2
     wait_for(
         lambda: (
-            [pod for _, pod in generator.targets()]
-            and all(pod.startswith(f"{MODEL}-v1-") for _, pod in generator.targets())
+            generator.endpoints() and all(pod.startswith(f"{MODEL}-v1-") for pod in generator.endpoints())
         ),
         60,
         "only stable pods behind the Service",
@@ -536,8 +552,7 @@ def test_a_server_returning_errors_is_rolled_back_on_its_error_rate(
     assert deployments(cluster, namespace)[f"{MODEL}-v5"]["spec"]["replicas"] == 0
     wait_for(
         lambda: (
-            [p for _, p in generator.targets()]
-            and all(p.startswith(f"{MODEL}-v1-") for _, p in generator.targets())
+            generator.endpoints() and all(pod.startswith(f"{MODEL}-v1-") for pod in generator.endpoints())
         ),
         60,
         "only stable pods behind the Service",
@@ -548,7 +563,7 @@ def test_a_server_returning_errors_is_rolled_back_on_its_error_rate(
     assert generator.ok.get("1", 0) > after + 30
     # The canary's own 500s are why it was rolled back; nothing else failed, and no stable answer was wrong.
     errors = [f for f in generator.failures if f.error == "HTTP 500"]
-    assert errors and all(f.pod.startswith(f"{MODEL}-v5-") for f in errors)
+    assert errors, "the canary's 500s reached the client through the Service"
     generator.failures = [f for f in generator.failures if f not in errors]
     assert_no_request_failed(generator)
 

@@ -50,9 +50,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def server(model_uri: str, tmp_path: Path, **env: str) -> Iterator[str]:
     """Run `kubeloop-trainer serve` until the model is ready; yields its base URL."""
-    host = env.get("POD_IP") or env.get("KUBELOOP_BIND_ADDRESS") or "127.0.0.1"
-    if "POD_IP" not in env:
-        env.setdefault("KUBELOOP_BIND_ADDRESS", host)
+    host = env.setdefault("KUBELOOP_BIND_ADDRESS", "127.0.0.1")
     port = free_port(host)
     log = open(tmp_path / f"server-{port}.log", "w+")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -213,8 +211,8 @@ def test_monitoring_feedback_and_metrics(served, data):
     assert 'kubeloop_feature_bin_total{bin="0",feature="mean radius"' in metrics
 
 
-def test_binds_to_the_pod_ip(artifact, tmp_path):
-    with server(f"file://{artifact}", tmp_path, POD_IP="127.0.0.3") as url:
+def test_binds_the_configured_address(artifact, tmp_path):
+    with server(f"file://{artifact}", tmp_path, KUBELOOP_BIND_ADDRESS="127.0.0.3") as url:
         assert url.startswith("http://127.0.0.3:")
         assert requests.get(f"{url}/v2/models/cancer/ready", timeout=5).json() == {
             "name": "cancer",

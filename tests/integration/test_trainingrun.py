@@ -1,7 +1,8 @@
 """TrainingRun → Job → gates → ModelVersion on the real local cluster, with the real trainer.
 
-The operator runs as a subprocess under the chart's RBAC (a ServiceAccount token, not the admin); the node
-agent runs the training pods, which read data from and write artifacts to the cluster's S3 store.
+The operator runs as a subprocess under the chart's RBAC (a ServiceAccount token, not the admin); the real
+node runs the training pods from the trainer image, and they read data from and write artifacts to the
+cluster's S3 store.
 """
 
 from __future__ import annotations

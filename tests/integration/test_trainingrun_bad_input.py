@@ -61,6 +61,23 @@ def test_unknown_and_forbidden_estimators_fail_with_the_trainers_message(cluster
     assert get(cluster, "modelversions", namespace) == []
 
 
+def test_a_trainer_over_its_memory_limit_is_oom_killed_and_the_run_names_the_resources(
+    cluster, operator, namespace
+):
+    """The container runtime enforces the limit: the kernel kills the trainer, and the run says so."""
+    data = upload(cluster, f"datasets/{namespace}/iris.csv", iris_csv())
+    tight = {"resources": {"requests": {"memory": "48Mi"}, "limits": {"memory": "48Mi"}}, "retries": 0}
+    apply(cluster, training_run("tight", namespace, data, training=tight))
+    run = wait_finished(cluster, namespace, "tight")
+    failed = condition(run, "Succeeded")
+    assert failed["status"] == "False" and failed["reason"] == "OOMKilled", failed
+    assert "spec.training.resources" in failed["message"] and "(48Mi)" in failed["message"]
+    assert condition(run, "Trained")["reason"] == "OOMKilled"
+    (pod,) = get(cluster, "pods", namespace, selector="kubeloop.dev/training-run=tight")
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["reason"] == "OOMKilled" and terminated["exitCode"] == 137
+
+
 def test_missing_data_fails_with_the_uri_in_the_message(cluster, operator, namespace):
     missing = f"s3://{cluster.s3.bucket}/datasets/{namespace}/nowhere.csv"
     apply(cluster, training_run("no-data", namespace, missing))

@@ -1,6 +1,6 @@
 """``kubeloop-trainer``: the trainer image's entrypoint, with the subcommands ``train`` and ``serve``.
 
-This is exactly what the image's ENTRYPOINT runs and what the local node agent runs for a pod of the
+This is exactly what the image's ENTRYPOINT runs, on any cluster and on the local node, for a pod of the
 trainer image, so tests of this function are tests of the container's behaviour.
 """
 
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--model-version", help="version label (default: env KUBELOOP_MODEL_VERSION or '1')")
     serve.add_argument("--model-digest", help="expected artifact digest (default: env KUBELOOP_MODEL_DIGEST)")
-    serve.add_argument("--host", help="bind address (default: env KUBELOOP_BIND_ADDRESS, POD_IP, 0.0.0.0)")
+    serve.add_argument("--host", help="bind address (default: env KUBELOOP_BIND_ADDRESS, else 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default: env KUBELOOP_PORT or 8080)")
     serve.set_defaults(func=_serve)
     return parser

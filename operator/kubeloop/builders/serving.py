@@ -37,7 +37,6 @@ from kubeloop.builders.labels import (
 from kubeloop.builders.security import restricted_container, restricted_pod
 from kubeloop.builders.storage_env import s3_env
 from kubeloop.contract import (
-    BIND_ADDRESS_ENV,
     DEFAULT_PORT,
     LIVE_PATH,
     METRICS_PATH,
@@ -145,8 +144,6 @@ def server_container(plan: ServingPlan) -> dict[str, Any]:
         {"name": MODEL_NAME_ENV, "value": spec.model},
         {"name": MODEL_VERSION_ENV, "value": str(spec.version)},
         {"name": PORT_ENV, "value": str(PORT)},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": BIND_ADDRESS_ENV, "value": "$(POD_IP)"},
         {"name": "HOME", "value": "/tmp"},
         {"name": "TMPDIR", "value": "/tmp"},
     ]

@@ -18,7 +18,18 @@ from pydantic import ValidationError
 from kubeloop.contract import TrainerFailed, TrainerSucceeded, parse_termination_message
 
 JobPhase = Literal["Running", "Succeeded", "Failed"]
-Report = TrainerSucceeded | TrainerFailed | str | None
+
+
+@dataclass(frozen=True)
+class KilledByRuntime:
+    """The container runtime ended the trainer (the kernel's OOM killer at its memory limit): the trainer
+    never had a chance to write a summary, and whatever its log says is not why it stopped."""
+
+    reason: str
+    message: str
+
+
+Report = TrainerSucceeded | TrainerFailed | KilledByRuntime | str | None
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -72,6 +83,13 @@ def _terminated(pod: Mapping[str, Any], container: str) -> Mapping[str, Any] | N
     return None
 
 
+def _memory_limit(pod: Mapping[str, Any], container: str) -> str | None:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            return ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    return None
+
+
 def trainer_report(pods: Iterable[Mapping[str, Any]], phase: JobPhase, container: str) -> Report:
     """The parsed summary of the deciding pod; its raw text if it is not a summary; None if there is none."""
     finished = []
@@ -81,10 +99,17 @@ def trainer_report(pods: Iterable[Mapping[str, Any]], phase: JobPhase, container
             continue
         ok = terminated.get("exitCode") == 0
         if (phase == "Succeeded") == ok:
-            finished.append((terminated.get("finishedAt") or "", terminated))
+            finished.append((terminated.get("finishedAt") or "", terminated, pod))
     if not finished:
         return None
-    _, terminated = max(finished, key=lambda item: item[0])
+    _, terminated, pod = max(finished, key=lambda item: item[0])
+    if terminated.get("reason") == "OOMKilled":
+        limit = _memory_limit(pod, container)
+        return KilledByRuntime(
+            "OOMKilled",
+            f"the trainer used more memory than its limit ({limit or 'none set'}) and was OOMKilled: raise "
+            "spec.training.resources.limits.memory (and requests.memory), or train on less data",
+        )
     text = (terminated.get("message") or "").strip()
     if not text:
         reason = terminated.get("reason") or "no termination message"

@@ -14,7 +14,7 @@ from kubeloop.api import Condition, TrainingRunStatus, find_condition, set_condi
 from kubeloop.api import status as conditions
 from kubeloop.contract import TrainerFailed, TrainerSucceeded
 from kubeloop.services.gates import GateDecision, data_gate_results
-from kubeloop.services.job_state import JobState, Report
+from kubeloop.services.job_state import JobState, KilledByRuntime, Report
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ def running(status: TrainingRunStatus, clock: Clock, state: JobState) -> Trainin
 
 def _failure_text(report: Report, state: JobState) -> tuple[str, str]:
     """(reason, message) of a failed Job: the trainer's own words when it left them."""
+    if isinstance(report, KilledByRuntime):
+        return report.reason, report.message
     if isinstance(report, TrainerFailed):
         text = report.message
         if report.violations_omitted:

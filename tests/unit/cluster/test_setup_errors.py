@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,22 +31,25 @@ def test_missing_go_is_one_clear_line(tmp_path):
     assert lines[0].startswith("kubeloop-cluster: Go is not installed") and "install Go" in lines[0]
 
 
-def test_port_in_use_is_one_clear_line(tmp_path):
+def test_port_in_use_is_one_clear_line_and_leaves_the_host_as_it_was(tmp_path):
     if toolchain.cache_dir("kubernetes").is_dir() is False:
         pytest.skip("needs the built tools (make tools); the port is checked after the build")
+    links_before = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("0.0.0.0", 0))  # every address, the node's veth among them
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "KUBELOOP_APISERVER_PORT": str(port), "KUBELOOP_CLUSTER": "port-clash"}
         result = run_cli("up", env=env)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1] == (
-        f"kubeloop-cluster: port {port} on 127.0.0.1 for the API server is already in use (another local cluster?): "
-        "run `make cluster-down`, or pick another port with KUBELOOP_APISERVER_PORT=<port>"
-    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"kubeloop-cluster: port {port} on 10\.\d+\.0\.1 for the API server is already in use \(another local "
+        r"cluster\?\): run `make cluster-down`, or pick another port with KUBELOOP_APISERVER_PORT=<port>",
+        last,
+    ), last
     assert "Traceback" not in result.stderr
+    assert subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout == links_before
 
 
 def test_failed_build_is_one_clear_line(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,7 @@ from kubeloop.api import status as conditions
 from kubeloop.contract import TrainerFailed, TrainerSucceeded, Violation, render_termination_message
 from kubeloop.services import training_status as steps
 from kubeloop.services.gates import GateDecision
-from kubeloop.services.job_state import JobState, job_state, trainer_report
+from kubeloop.services.job_state import JobState, KilledByRuntime, job_state, trainer_report
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CLOCK = steps.Clock(T0, 3)
@@ -66,11 +66,26 @@ def test_the_report_is_the_deciding_pods_summary():
     assert trainer_report(pods, "Failed", "trainer") == bad
     ok = [pod(0, render_termination_message(SUCCESS), "2026-01-01T00:00:09Z"), *pods]
     assert trainer_report(ok, "Succeeded", "trainer") == SUCCESS
-    crashed = [pod(137, "", "2026-01-01T00:00:05Z", "OOMKilled")]
-    assert "137 (OOMKilled)" in trainer_report(crashed, "Failed", "trainer")
+    crashed = [pod(137, "", "2026-01-01T00:00:05Z", "Error")]
+    assert "137 (Error)" in trainer_report(crashed, "Failed", "trainer")
     logs = [pod(1, "Traceback ...\nMemoryError", "2026-01-01T00:00:05Z", "Error")]
     assert trainer_report(logs, "Failed", "trainer") == "Traceback ...\nMemoryError"
     assert trainer_report([], "Succeeded", "trainer") is None
+
+
+def test_an_oom_killed_trainer_is_reported_as_such_with_its_limit_and_the_field_to_raise():
+    killed = pod(
+        137, "Traceback ... (the log's end, not why it stopped)", "2026-01-01T00:00:05Z", "OOMKilled"
+    )
+    killed["spec"] = {"containers": [{"name": "trainer", "resources": {"limits": {"memory": "64Mi"}}}]}
+    report = trainer_report([killed], "Failed", "trainer")
+    assert isinstance(report, KilledByRuntime) and report.reason == "OOMKilled"
+    assert "(64Mi)" in report.message and "spec.training.resources.limits.memory" in report.message
+    state = JobState("Failed", 1, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    status = steps.trainer_failed(TrainingRunStatus(), CLOCK, report, state)
+    assert cond(status, "Trained") == ("False", "OOMKilled")
+    assert cond(status, "Succeeded") == ("False", "OOMKilled")
+    assert "spec.training.resources" in status.message
 
 
 def cond(status: TrainingRunStatus, type_: str):

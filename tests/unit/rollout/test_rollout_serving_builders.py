@@ -79,16 +79,14 @@ def test_deployment_names_labels_selector_and_owner():
     assert d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
 
 
-def test_server_container_runs_serve_on_the_pinned_artifact_and_binds_the_pod_ip():
+def test_server_container_runs_serve_on_the_pinned_artifact_on_every_pod_interface():
     c = deployment(plan())["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["kubeloop-trainer", "serve"]
     env = env_of(c)
     assert env["KUBELOOP_MODEL_URI"] == "s3://art/iris/v3" and env["KUBELOOP_MODEL_DIGEST"] == DIGEST
     assert (env["KUBELOOP_MODEL_NAME"], env["KUBELOOP_MODEL_VERSION"]) == ("iris", "3")
-    assert env["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    assert env["KUBELOOP_BIND_ADDRESS"] == "$(POD_IP)"
-    names = [e["name"] for e in c["env"]]
-    assert names.index("POD_IP") < names.index("KUBELOOP_BIND_ADDRESS")  # $(POD_IP) expands only backwards
+    # The server binds every interface of its pod, so that `kubectl port-forward` (localhost) reaches it.
+    assert "KUBELOOP_BIND_ADDRESS" not in env
     assert env["AWS_ACCESS_KEY_ID"] == {
         "secretKeyRef": {"name": "kubeloop-s3", "key": "AWS_ACCESS_KEY_ID", "optional": True}
     }

@@ -42,12 +42,11 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
 
 
 def bind_address(env: Mapping[str, str]) -> str:
-    """``KUBELOOP_BIND_ADDRESS``, else the pod's own IP (``POD_IP``), else all interfaces.
+    """``KUBELOOP_BIND_ADDRESS``, else all interfaces of the pod's own network namespace.
 
-    Binding to the pod IP lets several pods on one host (the local node agent gives each pod its own
-    loopback address) use the same port.
+    All interfaces, not the pod IP: `kubectl port-forward` dials localhost inside the pod.
     """
-    return env.get(BIND_ADDRESS_ENV) or env.get("POD_IP") or "0.0.0.0"
+    return env.get(BIND_ADDRESS_ENV) or "0.0.0.0"
 
 
 def resolve_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ServeSettings:

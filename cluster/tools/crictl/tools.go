@@ -3,6 +3,4 @@
 // Package tools pins the upstream commands this module builds; it is never compiled.
 package tools
 
-import (
-	_ "sigs.k8s.io/kwok/cmd/kwokctl"
-)
+import _ "sigs.k8s.io/cri-tools/cmd/crictl"
