@@ -1,9 +1,10 @@
-"""The container images, checked statically (there is no container engine to build them here).
+"""The container images, checked statically (the local cluster builds them for real with buildah, in minutes).
 
 Each image is a directory with `Dockerfile`, `Dockerfile.dockerignore` and `requirements.txt`. These tests hold
 what a build would otherwise catch late, or never: a COPY of a path that moved, a build context that ignores
 a copied file, an entrypoint that is not a console script, a pin below pyproject's floor or a dependency left
-unpinned, and a USER that the chart's restricted pod security context would refuse.
+unpinned, a USER that the restricted pod security context would refuse, and a Dockerfile that only builds
+with network or only without it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeloop.builders.security import NON_ROOT_UID
+from kubeloop_cluster import images
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -55,6 +58,26 @@ def instructions(dockerfile: Path) -> list[Instruction]:
 
 def of(dockerfile: Path, keyword: str) -> list[str]:
     return [i.args for i in instructions(dockerfile) if i.keyword == keyword]
+
+
+def stages(dockerfile: Path) -> list[list[Instruction]]:
+    """The instructions before the first FROM (global ARGs), then those of each stage, FROM included."""
+    result: list[list[Instruction]] = [[]]
+    for instruction in instructions(dockerfile):
+        if instruction.keyword == "FROM":
+            result.append([])
+        result[-1].append(instruction)
+    return result
+
+
+def declared_args(instructions_: list[Instruction]) -> dict[str, str | None]:
+    """ARG name -> default (None when it has none)."""
+    result: dict[str, str | None] = {}
+    for i in instructions_:
+        if i.keyword == "ARG":
+            name, eq, default = i.args.partition("=")
+            result[name] = default if eq else None
+    return result
 
 
 def copy_sources(dockerfile: Path) -> list[str]:
@@ -211,6 +234,45 @@ def test_runs_as_a_fixed_non_root_user_without_writing_bytecode(image):
     assert re.search(rf"useradd [^\n]*--uid {uid}\b", final)
     env = " ".join(of(dockerfile, "ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env.split()
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_runs_as_the_uid_and_gid_of_the_pods_restricted_security_context(image):
+    assert user_ids(ROOT / image / "Dockerfile") == (NON_ROOT_UID, NON_ROOT_UID) == (65532, 65532)
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_no_syntax_directive(image):
+    # BuildKit would pull the named frontend first, which fails without a registry; nothing here needs it.
+    assert "# syntax=" not in (ROOT / image / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_pip_finds_wheels_on_pypi_unless_the_build_points_it_at_a_wheelhouse(image):
+    global_args, build, final = stages(ROOT / image / "Dockerfile")
+    # No default: a plain `docker build` leaves both unset and pip uses PyPI. The local cluster's hermetic build
+    # sets them; pip reads PIP_* from the environment, which ARGs are in the RUN steps of their stage.
+    assert declared_args(build) == {"PIP_NO_INDEX": None, "PIP_FIND_LINKS": None}
+    assert not declared_args(final), (
+        "build arguments of the final stage would be recorded in the image's history"
+    )
+    runs = " ".join(i.args for i in build if i.keyword == "RUN")
+    assert "--index-url" not in runs and "--no-index" not in runs and "--find-links" not in runs
+    assert declared_args(global_args) == {"PYTHON_IMAGE": "python:3.11.7-slim-bookworm"}
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_every_build_argument_of_the_local_build_is_declared(image):
+    argv = images.bud_arguments(ROOT / image, ROOT, "base", Path("/w"), "ref")
+    passed = {argv[i + 1].partition("=")[0] for i, flag in enumerate(argv) if flag == "--build-arg"}
+    global_args, build, _ = stages(ROOT / image / "Dockerfile")
+    assert passed == set(declared_args(global_args)) | set(declared_args(build))
+
+
+def test_the_trainer_image_carries_no_local_cluster_code():
+    sources = copy_sources(ROOT / "trainer-image" / "Dockerfile")
+    assert not [s for s in sources if s.startswith(("cluster", "demo"))]
+    assert ignored("cluster/kubeloop_cluster/cli.py", ignore_patterns("trainer-image"))
 
 
 @pytest.mark.parametrize("image, extra", IMAGES.items())
