@@ -78,8 +78,20 @@ class Kube:
         )
         return self._plain(slices).get("items", [])
 
+    def service_address(self, namespace: str, service: str) -> Endpoint | None:
+        """The Service's ClusterIP and first port: where a client in the cluster sends its requests."""
+        try:
+            found = self.core.read_namespaced_service(service, namespace, _request_timeout=15)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        if not found.spec.cluster_ip or found.spec.cluster_ip == "None" or not found.spec.ports:
+            return None
+        return Endpoint(service, found.spec.cluster_ip, int(found.spec.ports[0].port), True)
+
     def endpoints(self, namespace: str, service: str) -> list[Endpoint]:
-        """The ready and not-ready addresses of `service` (there is no kube-proxy: clients use these)."""
+        """The ready and not-ready pod addresses behind `service` (what the board shows)."""
         return endpoints_of(self.endpoint_slices(namespace, f"kubernetes.io/service-name={service}"))
 
 

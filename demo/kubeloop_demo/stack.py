@@ -1,11 +1,10 @@
-"""What the demo starts and stops: its own local cluster, the CRDs, the chart's RBAC, a namespace with the
-object store's Secret, and `kubeloop-operator` running with exactly the chart's permissions.
+"""What the demo starts and stops: its own local cluster, the operator installed as users install it
+(`helm install` of charts/kubeloop with the built operator image, see release.py), and a namespace with the
+object store's Secret.
 
-The operator runs as a process beside the cluster (the node agent would run it the same way from the
-chart's Deployment), authenticated only by a token the API server issued for the chart's ServiceAccount.
-`Stack.down()` stops everything `up()` started, whatever state it reached. The operator process itself is
-`operator_process.py`. The operator's integration tests (`tests/integration/operator_fixtures.py`) use the
-same functions and the same process class.
+`Stack.down()` stops everything `up()` started, whatever state it reached. The operator's integration tests
+(`tests/integration/operator_fixtures.py`) use this module's cluster-setup functions, and run the operator as
+a host process (operator_process.py) because they SIGKILL it at exact points.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from kubeloop_cluster.cluster import LocalCluster
 
 from kubeloop_demo.config import DemoConfig
 from kubeloop_demo.kube import Kube
-from kubeloop_demo.operator_process import OperatorError, OperatorProcess, operator_env
+from kubeloop_demo.release import InstalledOperator, OperatorError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubeloop"
@@ -116,7 +115,7 @@ class Stack:
         self.keep = keep
         self.output = config.output
         self.cluster = LocalCluster(config.cluster)
-        self.operator: OperatorProcess | None = None
+        self.operator: InstalledOperator | None = None
         self.kube: Kube | None = None
         self._started_cluster = False
 
@@ -141,19 +140,9 @@ class Stack:
 
     def _up(self) -> None:
         self.cluster.up(log=self.say)
-        self.say("installing the CRDs and the chart's RBAC ...")
-        install_crds(self.cluster)
-        account = install_rbac(self.cluster)
+        self.say(f"helm install {RELEASE} charts/kubeloop (the CRDs, RBAC and the operator image) ...")
+        self.operator = InstalledOperator(self.cluster, self.output / "operator.log").install()
         create_namespace(self.cluster, self.config.namespace)
-        kubeconfig = self.cluster.service_account_kubeconfig(
-            OPERATOR_NAMESPACE, account, self.output / "operator.kubeconfig"
-        )
-        log = self.output / "operator.log"
-        log.write_bytes(b"")
-        env = operator_env(self.cluster, pod_name="kubeloop-demo-operator", store_credentials=True)
-        self.operator = OperatorProcess(kubeconfig, log, env, die_with_parent=True)
-        self.say(f"starting kubeloop-operator as ServiceAccount {OPERATOR_NAMESPACE}/{account} (log: {log})")
-        self.operator.start()
         self.kube = Kube(self.cluster.kubeconfig)
 
     def upload(self, key: str, data: bytes) -> str:
@@ -186,7 +175,7 @@ class Stack:
             self._step("close the API client", self.kube.close)
             self.kube = None
         if self.operator is not None:
-            self._step("stop the operator", lambda: self.operator.stop(grace=20.0))
+            self._step("copy the operator's log", self.operator.save_log)
             self.operator = None
         if self._started_cluster:
             if self.keep:

@@ -149,8 +149,7 @@ class Story:
             if operator is not None and not operator.running:
                 raise StageFailed(
                     title,
-                    f"kubeloop-operator exited (code {operator.process.returncode}); "
-                    f"its log: {operator.log_path}\n{operator.tail()}",
+                    f"kubeloop-operator {operator.exit_reason()}; its log: {operator.log_path}\n{operator.tail()}",
                 )
             value = until()
             if value:

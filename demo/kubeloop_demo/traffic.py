@@ -1,9 +1,11 @@
-"""Live traffic: a paced client that sends V2 inference requests to the model's Service endpoints and a
-feedback label for every row it sent, and remembers what it saw (version, accuracy, latency, errors).
+"""Live traffic: a paced client that sends V2 inference requests to the model's Service, as a client in the
+cluster would, and a feedback label for every row it sent, and remembers what it saw (version, accuracy,
+latency, errors).
 
-There is no kube-proxy on the local cluster, so the client does what kube-proxy would: it reads the
-Service's EndpointSlices (every second) and spreads requests over the ready addresses. With the default
-replica-weighted canary, the share of requests a version gets is its share of ready pods.
+Every request opens a new connection to the Service's ClusterIP, so kube-proxy, not this client, picks the pod:
+with the default replica-weighted canary, the share of requests a version gets is its share of ready pods. The
+feedback for a request goes on the same connection, so it reaches the pod that made the predictions and joins
+them there. The Service's EndpointSlices are read only to show how many pods are behind it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ class Request:
 
     time: float  # seconds since the demo started
     world: str  # the dataset the rows came from
-    pod: str
     version: str | None  # the version that answered (the response's model_version)
     rows: int
     correct: int
@@ -97,7 +98,7 @@ class Traffic:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._endpoints: list[Endpoint] = []
-        self._connections: dict[str, http.client.HTTPConnection] = {}
+        self._target: Endpoint | None = None  # the Service's ClusterIP and port
         self.last_error = ""
 
     # -- control -------------------------------------------------------------------------------------------
@@ -117,9 +118,6 @@ class Traffic:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
-        for connection in self._connections.values():
-            connection.close()
-        self._connections.clear()
 
     # -- what it saw ---------------------------------------------------------------------------------------
     def records(self) -> list[Request]:
@@ -156,9 +154,8 @@ class Traffic:
                 if time.monotonic() - refreshed >= ENDPOINT_REFRESH:
                     self._refresh(kube)
                     refreshed = time.monotonic()
-                ready = [e for e in self._endpoints if e.ready]
-                if ready:
-                    self._send(ready)
+                if self._target is not None:
+                    self._send(self._target)
                 next_send = max(next_send + 1.0 / self.rate, time.monotonic() - 1.0)
                 self._stop.wait(max(0.0, next_send - time.monotonic()))
         finally:
@@ -167,85 +164,67 @@ class Traffic:
     def _refresh(self, kube: Kube) -> None:
         try:
             service = self.service()
+            self._target = kube.service_address(self.namespace, service) if service else None
             self._endpoints = kube.endpoints(self.namespace, service) if service else []
-        except Exception as e:  # the API server is busy: keep the last addresses
-            self.last_error = f"endpoint refresh: {e}"
+        except Exception as e:  # the API server is busy: keep the last address
+            self.last_error = f"service refresh: {e}"
 
-    def _post(self, endpoint: Endpoint, path: str, body: bytes) -> tuple[int, dict]:
-        connection = self._connections.get(endpoint.url)
-        if connection is None:
-            connection = http.client.HTTPConnection(endpoint.address, endpoint.port, timeout=5)
-            self._connections[endpoint.url] = connection
-        try:
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
-            connection.close()
-            self._connections.pop(endpoint.url, None)
-            raise
+    @staticmethod
+    def _post(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, dict]:
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
         return response.status, (json.loads(payload) if payload else {})
 
-    def _send(self, ready: list[Endpoint]) -> None:
+    def _send(self, target: Endpoint) -> None:
         world = self._world
         rows, labels = world.sample(self._rng, self.rows)
         body = infer_body(rows)
         path = f"/v2/models/{self.model}/infer"
-        tried: set[str] = set()
         started = self.clock()
         error = ""
-        # Like a client behind a Service: a connection refused by a pod that just went away is retried once
-        # on another address; an HTTP error answer is not retried (it counts against the version).
+        # A connection refused (a pod that just went away, before kube-proxy dropped it) is retried once on a
+        # new connection; an HTTP error answer is not retried (it counts against the version).
         for _attempt in range(2):
-            candidates = [e for e in ready if e.url not in tried] or ready
-            endpoint = self._pick.choice(candidates)
-            tried.add(endpoint.url)
-            t0 = time.perf_counter()
+            connection = http.client.HTTPConnection(target.address, target.port, timeout=5)
             try:
-                status, answer = self._post(endpoint, path, body)
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                error = f"{endpoint.pod}: {type(e).__name__}: {e}"
-                continue
-            latency = (time.perf_counter() - t0) * 1000
-            if status != 200:
-                error = f"{endpoint.pod}: HTTP {status}: {answer.get('error', '')}"
+                t0 = time.perf_counter()
+                try:
+                    status, answer = self._post(connection, path, body)
+                except (OSError, http.client.HTTPException, ValueError) as e:
+                    error = f"{target.pod}: {type(e).__name__}: {e}"
+                    continue
+                latency = (time.perf_counter() - t0) * 1000
+                if status != 200:
+                    error = f"{target.pod}: HTTP {status}: {answer.get('error', '')}"
+                    self._record(Request(started, world.label, None, len(rows), 0, latency, False, error))
+                    return
+                try:
+                    predicted = predictions(answer)
+                except ValueError as e:
+                    self._record(Request(started, world.label, None, len(rows), 0, latency, False, str(e)))
+                    return
+                correct = int(sum(int(p) == int(y) for p, y in zip(predicted, labels, strict=False)))
+                feedback_ok = self._feedback(connection, answer.get("id"), labels)
+                version = str(answer.get("model_version"))
                 self._record(
-                    Request(started, world.label, endpoint.pod, None, len(rows), 0, latency, False, error)
+                    Request(started, world.label, version, len(rows), correct, latency, True, "", feedback_ok)
                 )
                 return
-            try:
-                predicted = predictions(answer)
-            except ValueError as e:
-                self._record(
-                    Request(started, world.label, endpoint.pod, None, len(rows), 0, latency, False, str(e))
-                )
-                return
-            correct = int(sum(int(p) == int(y) for p, y in zip(predicted, labels, strict=False)))
-            feedback_ok = self._feedback(endpoint, answer.get("id"), labels)
-            self._record(
-                Request(
-                    started,
-                    world.label,
-                    endpoint.pod,
-                    str(answer.get("model_version")),
-                    len(rows),
-                    correct,
-                    latency,
-                    True,
-                    "",
-                    feedback_ok,
-                )
-            )
-            return
-        self._record(Request(started, world.label, "", None, len(rows), 0, 0.0, False, error))
+            finally:
+                connection.close()
+        self._record(Request(started, world.label, None, len(rows), 0, 0.0, False, error))
 
-    def _feedback(self, endpoint: Endpoint, request_id: str | None, labels: np.ndarray) -> bool:
-        """The ground truth of the rows just predicted, to the pod that predicted them (it joins them)."""
+    def _feedback(
+        self, connection: http.client.HTTPConnection, request_id: str | None, labels: np.ndarray
+    ) -> bool:
+        """The ground truth of the rows just predicted, on the same connection: to the pod that predicted them
+        (it joins them)."""
         if not request_id:
             return False
         body = json.dumps({"requestId": request_id, "labels": [int(y) for y in labels]}).encode()
         try:
-            status, _ = self._post(endpoint, f"/v2/models/{self.model}/feedback", body)
+            status, _ = self._post(connection, f"/v2/models/{self.model}/feedback", body)
         except (OSError, http.client.HTTPException, ValueError):
             return False
         return status == 200

@@ -1,8 +1,8 @@
 """The closed loop end to end, on a local cluster of its own: the demo's story (kubeloop_demo.story), run once
 for the module, then every transition it recorded and the final state of the cluster asserted.
 
-The operator runs under the chart's RBAC; the trainer and the servers are real processes run by the node
-agent; traffic goes to the Service's EndpointSlice addresses. KUBELOOP_E2E_CLUSTER names the cluster
+The operator is installed with `helm install` of the chart and its built image; the trainer and the servers are
+containers of the trainer image on the real node; traffic goes to the model's Service, and kube-proxy splits it. KUBELOOP_E2E_CLUSTER names the cluster
 (default `e2e`); KUBELOOP_KEEP_CLUSTER=1 leaves it running afterwards.
 """
 
@@ -29,7 +29,8 @@ TRIGGER_LABEL = "kubeloop.dev/trigger"
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory) -> tuple[DemoConfig, StoryResult]:
+def stack(tmp_path_factory) -> Stack:
+    """The demo's stack, up for the module: its cluster, the operator from `helm install`, its namespace."""
     name = os.environ.get("KUBELOOP_E2E_CLUSTER", "e2e")
     output = tmp_path_factory.mktemp("closed-loop")
     config = replace(DemoConfig(), cluster=name, namespace="kubeloop-e2e", output=output)
@@ -41,23 +42,27 @@ def loop(tmp_path_factory) -> tuple[DemoConfig, StoryResult]:
         )
     stack = Stack(config, say=print, keep=bool(os.environ.get("KUBELOOP_KEEP_CLUSTER")))
     try:
-        stack.up()
-        story = Story(stack, PlainView())
-        try:
-            story.run()
-        except StageFailed as e:
-            tail = stack.operator.tail(60) if stack.operator else ""
-            pytest.fail(f"{e}\n----- operator log (tail) -----\n{tail}", pytrace=False)
-        print(
-            "\n".join(
-                lineage_lines(
-                    story.result.versions, story.result.runs, story.result.monitor, story.result.registry
-                )
-            )
-        )
-        yield config, story.result
+        yield stack.up()
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="module")
+def loop(stack) -> tuple[DemoConfig, StoryResult]:
+    story = Story(stack, PlainView())
+    try:
+        story.run()
+    except StageFailed as e:
+        tail = stack.operator.tail(60) if stack.operator else ""
+        pytest.fail(f"{e}\n----- operator log (tail) -----\n{tail}", pytrace=False)
+    print(
+        "\n".join(
+            lineage_lines(
+                story.result.versions, story.result.runs, story.result.monitor, story.result.registry
+            )
+        )
+    )
+    return stack.config, story.result
 
 
 def _true(obj: dict, type_: str) -> dict:
@@ -271,3 +276,32 @@ def test_outputs_written(loop):
     plot, lineage, lines = write_outputs(result, config)
     assert plot.stat().st_size > 10_000 and Path(lineage).read_text().startswith(f"{result.v1} (version 1)")
     assert any(f"window #{_trigger(result.runs[result.retrain_run])['window']}" in line for line in lines)
+
+
+def test_everything_ran_as_users_run_it(loop, stack):
+    """The operator came from `helm install` with its built image, every pod is a containerd container, and
+    `kubectl logs` of the first training pod prints the trainer's log."""
+    config, result = loop
+    cluster = stack.cluster
+    operator = json.loads(
+        cluster.kubectl("get", "deployment", "kubeloop", "-n", "kubeloop-system", "-o", "json").stdout
+    )
+    assert operator["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert operator["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/kubeloop/operator:0.1.0"
+    ids = cluster.kubectl("get", "pods", "-A", "-o", "jsonpath={..containerID}").stdout.split()
+    assert ids and all(i.startswith("containerd://") for i in ids), ids
+    first_run = sorted(result.runs)[0]
+    (pod,) = json.loads(
+        cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            config.namespace,
+            "-l",
+            f"kubeloop.dev/training-run={first_run}",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    log = cluster.kubectl("logs", "-n", config.namespace, pod["metadata"]["name"]).stdout
+    assert "accuracy" in log, log[-2000:]

@@ -454,6 +454,11 @@ def test_a_good_version_walks_every_step_under_load_and_is_promoted(
     for expected_reason in ("RolloutStarted", "StepStarted", "StepPassed", "Promoted"):
         assert expected_reason in reasons, reasons
 
+    # A platform engineer's first check: port-forward to the model's Service answers the V2 health endpoint.
+    with cluster.port_forward(namespace, f"svc/{SERVICE}", 8080) as local_port:
+        ready = requests.get(f"http://127.0.0.1:{local_port}/v2/health/ready", timeout=5)
+    assert ready.status_code == 200
+
     # Under load, nothing failed because of the rollout, and both versions answered, each correctly.
     assert generator.ok.get("1", 0) > 50 and generator.ok.get("2", 0) > 50, generator.ok
 
@@ -620,6 +625,58 @@ def test_the_operator_killed_mid_rollout_resumes_at_the_same_step(cluster, opera
     # No Deployment was duplicated or recreated.
     assert {name: d["metadata"]["uid"] for name, d in deployments(cluster, namespace).items()} == uids
     assert operator.starts >= 2 and "rollout" in operator.log()
+    assert_no_request_failed(generator)
+
+
+def test_an_api_server_outage_of_30s_mid_rollout_is_survived_and_the_rollout_completes(
+    cluster, operator, namespace, artifacts
+):
+    """The API server is taken away for 30 s during step 1. The model keeps serving through the Service (kube-proxy's
+    rules stay), the supervisor restarts the control-plane programs that exit, the operator reconnects by itself,
+    and the same rollout resumes and is promoted."""
+    deploy_stable(cluster, namespace, artifacts["stable"])
+    steps = [
+        {"weight": 10, "interval": "4s"},
+        {"weight": 50, "interval": "8s"},
+        {"weight": 100, "interval": "4s"},
+    ]
+    generator = LoadGenerator(
+        cluster.kubeconfig,
+        namespace,
+        {"1": artifacts["stable"].expected(), "2": artifacts["good"].expected()},
+    ).start()
+    try:
+        apply(cluster, model_version(namespace, 2, artifacts["good"], steps=steps))
+        before = rollout_of(
+            wait_for(
+                lambda: (o := mv(cluster, namespace, 2)) and rollout_of(o).get("step") == 1 and o,
+                120,
+                "v2 in step 1",
+                interval=0.2,
+            )
+        )
+        cluster.hold("kube-apiserver")
+        try:
+            wait_for(lambda: not cluster.ready(), 30, "the API server to go away")
+            gone = time.monotonic()
+            answered_before = generator.total
+            wait_for(lambda: time.monotonic() - gone >= 30, 60, "a 30 s outage", interval=1)
+            served_during = generator.total - answered_before
+        finally:
+            cluster.release("kube-apiserver")
+        wait_for(cluster.ready, 90, "the API server to come back")
+        done = wait_phase(cluster, namespace, 2, ("Promoted", "RolledBack"), 240)
+    finally:
+        generator.stop()
+
+    after = rollout_of(done)
+    assert after["phase"] == "Promoted", json.dumps(after, indent=1)
+    assert after["startTime"] == before["startTime"], "the same rollout resumed, not a new one"
+    assert [(a["step"], a["verdict"]) for a in after["analyses"]] == [(0, "Pass"), (1, "Pass"), (2, "Pass")]
+    assert served_during > 500, (
+        f"the Service kept answering during the outage ({served_during} answers in 30 s)"
+    )
+    assert operator.running, "the operator reconnected by itself"
     assert_no_request_failed(generator)
 
 
