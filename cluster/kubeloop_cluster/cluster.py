@@ -53,6 +53,11 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _pgrep(pattern: str) -> list[int]:
+    result = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(pid) for pid in result.stdout.split()]
+
+
 def _sysctl_record() -> Path:
     return cache_root() / "host-sysctls.json"
 
@@ -357,10 +362,7 @@ class LocalCluster:
         socket = self.node_paths.socket
         self.hold("kubelet")
         deadline = time.monotonic() + 30
-        while (
-            time.monotonic() < deadline
-            and subprocess.run(["pgrep", "-f", f"kubelet --config={self.node_paths.dir}"]).returncode == 0
-        ):
+        while time.monotonic() < deadline and _pgrep(f"kubelet --config={self.node_paths.dir}"):
             time.sleep(0.2)
         if socket.exists():
             subprocess.run(
@@ -386,10 +388,7 @@ class LocalCluster:
             if top.is_dir():
                 for procs in top.rglob("cgroup.procs"):
                     pids.update(int(pid) for pid in procs.read_text().split())
-        shim = subprocess.run(
-            ["pgrep", "-f", f"containerd-shim.*{self.node_paths.socket}"], capture_output=True, text=True
-        )
-        pids.update(int(pid) for pid in shim.stdout.split())
+        pids.update(_pgrep(f"containerd-shim.*{self.node_paths.socket}"))
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

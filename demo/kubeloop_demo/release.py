@@ -25,8 +25,8 @@ class OperatorError(RuntimeError):
 
 
 def helm_values(cluster: LocalCluster, retry_delay: int = 2) -> list[str]:
-    """The `--set` values of the demo's release: the local store as the artifact root, its credentials from a
-    Secret, and a short retry delay so that the story moves at a demo's pace."""
+    """The demo release's values (all strings, for `--set-string`): the local store as the artifact root, its
+    credentials from a Secret, and a short retry delay so that the story moves at a demo's pace."""
     return [
         f"operator.artifactRoot=s3://{cluster.s3.bucket}/artifacts",
         f"operator.s3.existingSecret={S3_SECRET}",
@@ -57,7 +57,7 @@ class InstalledOperator:
         command = [str(self.cluster.tool("helm")), "install", RELEASE, str(CHART), "--namespace", NAMESPACE]
         command += [f"--kubeconfig={self.cluster.kubeconfig}", "--wait", f"--timeout={int(timeout)}s"]
         for value in helm_values(self.cluster):
-            command += ["--set", value]
+            command += ["--set-string", value]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             self.save_log()

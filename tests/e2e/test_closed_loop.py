@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -288,6 +289,13 @@ def test_everything_ran_as_users_run_it(loop, stack):
     )
     assert operator["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     assert operator["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/kubeloop/operator:0.1.0"
+    # the operator's health and metrics ports answer `kubectl port-forward` (it dials localhost in the pod)
+    for port, path in ((8080, "/healthz"), (9090, "/metrics")):
+        with (
+            cluster.port_forward("kubeloop-system", "deployment/kubeloop", port) as local,
+            urllib.request.urlopen(f"http://127.0.0.1:{local}{path}", timeout=10) as response,
+        ):
+            assert response.status == 200, path
     ids = cluster.kubectl("get", "pods", "-A", "-o", "jsonpath={..containerID}").stdout.split()
     assert ids and all(i.startswith("containerd://") for i in ids), ids
     first_run = sorted(result.runs)[0]

@@ -7,6 +7,7 @@ sends V2 inference traffic to the pods from a background thread while the operat
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,9 @@ def server_pods(cluster, ns: str, deployment: str) -> list[dict]:
 
 
 class Traffic(threading.Thread):
-    """Steady V2 inference traffic spread over the server pods: `rate` rows per second in small requests."""
+    """Steady V2 inference traffic to the model's Service, as a client in the cluster sends it: `rate` rows per
+    second in small requests, each on a new connection (kube-proxy picks the pod), its feedback on the same
+    connection (so it reaches the pod that made the predictions)."""
 
     def __init__(
         self,
@@ -220,14 +222,22 @@ class Traffic(threading.Thread):
         self.sent = 0
         self.errors = 0
         self._halt = threading.Event()
-        self._pods: list[str] = []
-        self._pods_at = 0.0
+        self._service_ip = ""
 
-    def _targets(self) -> list[str]:
-        if time.monotonic() - self._pods_at > 2.0 or not self._pods:
-            self._pods = ready_pods(self.cluster, self.ns, self.deployment)
-            self._pods_at = time.monotonic()
-        return self._pods
+    def _target(self) -> str:
+        """The Service's ClusterIP, once the Service exists and has a ready pod behind it."""
+        if not self._service_ip and ready_pods(self.cluster, self.ns, self.deployment):
+            service = get(self.cluster, "service", self.ns, f"{MODEL}-serving")
+            self._service_ip = (service or {}).get("spec", {}).get("clusterIP", "")
+        return self._service_ip
+
+    def _post(self, connection: http.client.HTTPConnection, path: str, body: dict) -> dict:
+        connection.request("POST", path, json.dumps(body).encode(), {"content-type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise OSError(f"HTTP {response.status}: {payload[:200]!r}")
+        return json.loads(payload)
 
     def _send(self, ip: str, X: np.ndarray) -> None:
         body = {
@@ -236,41 +246,32 @@ class Traffic(threading.Thread):
                 for j, name in enumerate(FEATURES)
             ]
         }
-        request = urllib.request.Request(
-            f"http://{ip}:8080/v2/models/{MODEL}/infer",
-            data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            answer = json.loads(response.read())
-        if self.labels_right is None:
-            return
-        predicted = answer["outputs"][0]["data"]
-        right = self.rng.random(len(predicted)) < self.labels_right
-        labels = [p if ok else 1 - int(p) for p, ok in zip(predicted, right, strict=True)]
-        feedback = urllib.request.Request(
-            f"http://{ip}:8080/v2/models/{MODEL}/feedback",
-            data=json.dumps({"requestId": answer["id"], "labels": labels}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(feedback, timeout=5):
-            pass
+        connection = http.client.HTTPConnection(ip, 8080, timeout=5)
+        try:
+            answer = self._post(connection, f"/v2/models/{MODEL}/infer", body)
+            if self.labels_right is None:
+                return
+            predicted = answer["outputs"][0]["data"]
+            right = self.rng.random(len(predicted)) < self.labels_right
+            labels = [p if ok else 1 - int(p) for p, ok in zip(predicted, right, strict=True)]
+            self._post(
+                connection, f"/v2/models/{MODEL}/feedback", {"requestId": answer["id"], "labels": labels}
+            )
+        finally:
+            connection.close()
 
     def run(self) -> None:
         period = self.batch / self.rate
-        turn = 0
         next_at = time.monotonic()
         while not self._halt.is_set():
-            pods = self._targets()
-            if pods:
+            target = self._target()
+            if target:
                 X = draw(self.rng, self.batch, self.shift)
                 try:
-                    self._send(pods[turn % len(pods)], X)
+                    self._send(target, X)
                     self.sent += len(X)
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     self.errors += 1
-                    self._pods = []
-                turn += 1
             next_at += period
             self._halt.wait(max(0.0, next_at - time.monotonic()))
 
