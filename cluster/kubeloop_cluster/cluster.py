@@ -200,15 +200,12 @@ class LocalCluster:
     def _write_pki(self, network: NodeNetwork) -> Path:
         directory = self.dir / "pki"
         authority = pki.CertificateAuthority(directory)
-        service_ip = network.service_cidr.split("/")[0].rsplit(".", 1)[0] + ".1"
         authority.issue(
             "apiserver",
             "kube-apiserver",
             server_names=(
                 network.host_ip,
-                service_ip,
-                LOOPBACK,
-                "localhost",
+                network.apiserver_service_ip,
                 "kubernetes",
                 "kubernetes.default",
                 "kubernetes.default.svc",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from kubeloop.settings import Settings
@@ -76,8 +77,13 @@ PROJECT_IMAGES = {
 }
 
 
-def instructions(dockerfile: str) -> list[tuple[str, str]]:
-    """A Dockerfile's (KEYWORD, arguments), continuation lines joined, comments dropped."""
+class Instruction(NamedTuple):
+    keyword: str  # upper case
+    args: str
+
+
+def instructions(dockerfile: str) -> list[Instruction]:
+    """A Dockerfile's instructions, continuation lines joined, comments and parser directives dropped."""
     result = []
     pending = ""
     for raw in dockerfile.splitlines():
@@ -88,8 +94,10 @@ def instructions(dockerfile: str) -> list[tuple[str, str]]:
             pending += line[:-1] + " "
             continue
         keyword, _, args = (pending + line).partition(" ")
-        result.append((keyword.upper(), args.strip()))
+        result.append(Instruction(keyword.upper(), args.strip()))
         pending = ""
+    if pending:
+        raise SetupError(f"a Dockerfile ends in a line continuation: {pending.strip()[:80]}")
     return result
 
 

@@ -61,6 +61,11 @@ class NodeNetwork:
         return f"10.{self.subnet}.128.0/17"
 
     @property
+    def apiserver_service_ip(self) -> str:
+        """The `kubernetes` Service's ClusterIP: the first address of the Service range."""
+        return f"10.{self.subnet}.128.1"
+
+    @property
     def dns_ip(self) -> str:
         return f"10.{self.subnet}.128.10"
 

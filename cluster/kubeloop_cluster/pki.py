@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -17,15 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A client certificate's subject: the user (CN) and the groups (O) that RBAC sees."""
-
-    file: str
-    user: str
-    groups: tuple[str, ...] = ()
 
 
 def _key() -> ec.EllipticCurvePrivateKey:

@@ -573,20 +573,28 @@ def test_a_server_returning_errors_is_rolled_back_on_its_error_rate(
     assert_no_request_failed(generator)
 
 
-def test_the_operator_killed_mid_rollout_resumes_at_the_same_step(cluster, operator, namespace, artifacts):
+def good_rollout_under_load(cluster, namespace: str, artifacts, steps: list[dict]) -> LoadGenerator:
+    """v1 in production, steady load on the Service, then v2 (good) requested with `steps`: the running
+    load generator, which the caller stops."""
     deploy_stable(cluster, namespace, artifacts["stable"])
+    expected = {"1": artifacts["stable"].expected(), "2": artifacts["good"].expected()}
+    generator = LoadGenerator(cluster.kubeconfig, namespace, expected).start()
+    try:
+        apply(cluster, model_version(namespace, 2, artifacts["good"], steps=steps))
+    except BaseException:
+        generator.stop()
+        raise
+    return generator
+
+
+def test_the_operator_killed_mid_rollout_resumes_at_the_same_step(cluster, operator, namespace, artifacts):
     steps = [
         {"weight": 10, "interval": "6s"},
         {"weight": 50, "interval": "10s"},
         {"weight": 100, "interval": "4s"},
     ]
-    generator = LoadGenerator(
-        cluster.kubeconfig,
-        namespace,
-        {"1": artifacts["stable"].expected(), "2": artifacts["good"].expected()},
-    ).start()
+    generator = good_rollout_under_load(cluster, namespace, artifacts, steps)
     try:
-        apply(cluster, model_version(namespace, 2, artifacts["good"], steps=steps))
         in_step_1 = wait_for(
             lambda: (
                 (o := mv(cluster, namespace, 2))
@@ -634,19 +642,13 @@ def test_an_api_server_outage_of_30s_mid_rollout_is_survived_and_the_rollout_com
     """The API server is taken away for 30 s during step 1. The model keeps serving through the Service (kube-proxy's
     rules stay), the supervisor restarts the control-plane programs that exit, the operator reconnects by itself,
     and the same rollout resumes and is promoted."""
-    deploy_stable(cluster, namespace, artifacts["stable"])
     steps = [
         {"weight": 10, "interval": "4s"},
         {"weight": 50, "interval": "8s"},
         {"weight": 100, "interval": "4s"},
     ]
-    generator = LoadGenerator(
-        cluster.kubeconfig,
-        namespace,
-        {"1": artifacts["stable"].expected(), "2": artifacts["good"].expected()},
-    ).start()
+    generator = good_rollout_under_load(cluster, namespace, artifacts, steps)
     try:
-        apply(cluster, model_version(namespace, 2, artifacts["good"], steps=steps))
         before = rollout_of(
             wait_for(
                 lambda: (o := mv(cluster, namespace, 2)) and rollout_of(o).get("step") == 1 and o,

@@ -18,9 +18,11 @@ def test_addresses_of_the_node_network_do_not_overlap_and_stay_in_its_16():
     cidr = ipaddress.ip_network(NET.cidr)
     pods, services = ipaddress.ip_network(NET.pod_cidr), ipaddress.ip_network(NET.service_cidr)
     assert not pods.overlaps(services)
-    for address in (NET.host_ip, NET.node_ip, NET.pod_gateway, NET.dns_ip):
+    for address in (NET.host_ip, NET.node_ip, NET.pod_gateway, NET.dns_ip, NET.apiserver_service_ip):
         assert ipaddress.ip_address(address) in cidr
     assert ipaddress.ip_address(NET.dns_ip) in services and ipaddress.ip_address(NET.pod_gateway) in pods
+    # the API server allocates the first address of the range to the `kubernetes` Service
+    assert NET.apiserver_service_ip == str(next(services.hosts()))
     assert ipaddress.ip_address(NET.host_ip) not in pods and ipaddress.ip_address(NET.node_ip) not in pods
 
 

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,28 +31,11 @@ CHART = ROOT / "charts" / "kubeloop"
 IMAGES = {"trainer-image": "runtime", "operator-image": "operator"}
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    args: str
+Instruction = images.Instruction
 
 
 def instructions(dockerfile: Path) -> list[Instruction]:
-    """The Dockerfile's instructions, continuation lines joined, comments and parser directives dropped."""
-    result: list[Instruction] = []
-    pending = ""
-    for raw in dockerfile.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).partition(" ")
-        result.append(Instruction(keyword.upper(), args.strip()))
-        pending = ""
-    assert not pending, f"{dockerfile}: dangling line continuation"
-    return result
+    return images.instructions(dockerfile.read_text())
 
 
 def of(dockerfile: Path, keyword: str) -> list[str]:
