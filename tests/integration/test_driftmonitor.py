@@ -224,7 +224,7 @@ class Traffic(threading.Thread):
         self._halt = threading.Event()
         self._service_ip = ""
 
-    def _target(self) -> str:
+    def _service_address(self) -> str:
         """The Service's ClusterIP, once the Service exists and has a ready pod behind it."""
         if not self._service_ip and ready_pods(self.cluster, self.ns, self.deployment):
             service = get(self.cluster, "service", self.ns, f"{MODEL}-serving")
@@ -264,7 +264,7 @@ class Traffic(threading.Thread):
         period = self.batch / self.rate
         next_at = time.monotonic()
         while not self._halt.is_set():
-            target = self._target()
+            target = self._service_address()
             if target:
                 X = draw(self.rng, self.batch, self.shift)
                 try:
