@@ -22,9 +22,9 @@ import tritonclient.http as triton
 from kubeloop.contract import (
     Manifest,
     MonitoringSnapshot,
-    artifact_digest,
     hash_file,
     parse_termination_message,
+    seal,
 )
 from kubeloop_trainer.artifact import read_artifact
 from sklearn.datasets import load_breast_cancer
@@ -228,7 +228,7 @@ def _forge(artifact: Path, tmp_path: Path, model_bytes: bytes) -> Path:
     (forged / "model.skops").write_bytes(model_bytes)
     manifest = Manifest.model_validate_json((forged / "manifest.json").read_text())
     files = {name: hash_file(forged / name) for name in manifest.files}
-    manifest = manifest.model_copy(update={"files": files, "digest": artifact_digest(files)})
+    manifest = seal(manifest.model_copy(update={"files": files}))
     (forged / "manifest.json").write_text(manifest.model_dump_json())
     return forged
 

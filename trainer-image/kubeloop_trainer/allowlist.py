@@ -2,10 +2,11 @@
 
 Two names come from outside the image: the estimator class path in a TrainingRun, and the types a saved
 model file references. Either could otherwise make the trainer or the server import and run arbitrary
-code. Both are checked against module prefixes before anything is imported. The default is scikit-learn
-only (``sklearn.``); a platform admin can change it for a whole deployment with ``KUBELOOP_ALLOWED_MODULES``
-(comma separated, e.g. ``sklearn.,lightgbm.``). The value is read from the pod environment, which the
-operator's settings control; a TrainingRun cannot set it.
+code. Both are checked against module prefixes before anything is imported; a model file's types must
+also be on the explicit list of ``trusted_types``. The default is scikit-learn only (``sklearn.``); a
+platform admin can change it for a whole deployment with ``KUBELOOP_ALLOWED_MODULES`` (comma separated,
+e.g. ``sklearn.,lightgbm.``). The value is read from the pod environment, which the operator's settings
+control; a TrainingRun cannot set it.
 """
 
 from __future__ import annotations

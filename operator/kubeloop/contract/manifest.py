@@ -1,14 +1,22 @@
-"""``manifest.json``: the sha256 of every artifact file and of the input data, plus lineage.
+"""``manifest.json``: the sha256 of every artifact file and of the input data, and lineage, sealed by a digest.
 
-The artifact digest is a hash over the sorted (file name, file hash) pairs, so it names the artifact's
-content and not the manifest's formatting: two runs that produce identical files have the same digest,
-and a changed byte anywhere changes it. The operator records the digest in the ModelVersion; the server
-checks every file against the manifest before it loads a model.
+The digest (schema version 2) is a sha256 over the whole manifest document except the ``digest`` field
+itself, in canonical JSON (sorted keys, no spaces). It therefore covers the file hashes and everything else
+the manifest says: lineage (the model name a server serves under, the run, the estimator, its parameters),
+the data fingerprint, the trainer version and the creation time. It is computed over the document as
+stored, not over this module's model of it, so a field written by a newer trainer is covered too, and a
+reader never has to know every field to check the seal. The operator pins the digest in the ModelVersion;
+the server and the trainer (for a champion) refuse a manifest whose content does not hash to it.
+
+Schema version 1 manifests (written before lineage was covered) hashed only the sorted
+``"<name> <hash>\\n"`` lines of the files; they are still read, with that weaker rule. Relabelling a
+version 2 manifest as version 1 changes its digest, so it cannot keep a pinned digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +28,12 @@ from kubeloop.contract.base import ContractModel
 from kubeloop.contract.layout import CONTENT_FILES
 
 HASH_PREFIX = "sha256:"
+MANIFEST_SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
+
+
+class ManifestError(ValueError):
+    """A manifest that is not valid JSON, not a valid manifest, or does not hash to its digest."""
 
 
 class FileEntry(ContractModel):
@@ -56,8 +69,11 @@ class Lineage(ContractModel):
 class Manifest(ContractModel):
     """The content of ``manifest.json``."""
 
-    schema_version: int = Field(default=1, description="Version of this manifest format.")
-    digest: str = Field(description="Artifact digest over all files, sha256:<hex>.")
+    schema_version: int = Field(
+        default=MANIFEST_SCHEMA_VERSION,
+        description="Version of this manifest format (2: the digest covers every field; 1: only the files).",
+    )
+    digest: str = Field(description="sha256:<hex> over the whole manifest but this field; see seal().")
     created: datetime = Field(description="When the artifact was written (UTC).")
     trainer_version: str = Field(description="Version of the kubeloop trainer that wrote it.")
     files: dict[str, FileEntry] = Field(description="Every artifact file except the manifest itself.")
@@ -85,13 +101,45 @@ def hash_bytes(data: bytes) -> FileEntry:
 
 
 def artifact_digest(files: Mapping[str, FileEntry]) -> str:
-    """The digest of an artifact: sha256 over ``"<name> <hash>\\n"`` lines sorted by name."""
+    """The schema version 1 digest: sha256 over ``"<name> <hash>\\n"`` lines sorted by name (files only)."""
     text = "".join(f"{name} {files[name].sha256}\n" for name in sorted(files))
     return HASH_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
 
+def manifest_digest(document: Mapping[str, Any]) -> str:
+    """The digest of a manifest document (its JSON object), by the rule of its ``schemaVersion``."""
+    if document.get("schemaVersion") == 1:
+        files = {name: FileEntry.model_validate(entry) for name, entry in document["files"].items()}
+        return artifact_digest(files)
+    body = {key: value for key, value in document.items() if key != "digest"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return HASH_PREFIX + hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(manifest: Manifest) -> Manifest:
+    """The manifest with its digest computed over everything else it says."""
+    return manifest.model_copy(update={"digest": manifest_digest(manifest.model_dump(mode="json"))})
+
+
+def parse_manifest(raw: bytes | str) -> Manifest:
+    """Read ``manifest.json``, refusing it unless its content hashes to its digest; raises ManifestError."""
+    try:
+        document = json.loads(raw)
+        manifest = Manifest.model_validate(document)
+        digest = manifest_digest(document)
+    # pydantic's ValidationError is a ValueError; the others come from a document of the wrong shape
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ManifestError(f"not a valid manifest: {e}") from e
+    if digest != manifest.digest:
+        raise ManifestError(f"manifest digest {manifest.digest} does not match its content ({digest})")
+    return manifest
+
+
 def verify_files(manifest: Manifest, actual: Mapping[str, FileEntry]) -> list[str]:
-    """Every way ``actual`` differs from ``manifest``; empty means the files are exactly those hashed."""
+    """Every way ``actual`` differs from ``manifest``; empty means the files are exactly those hashed.
+
+    The manifest itself is checked against its digest by ``parse_manifest``.
+    """
     problems: list[str] = []
     for name in CONTENT_FILES:
         if name not in manifest.files:
@@ -102,6 +150,4 @@ def verify_files(manifest: Manifest, actual: Mapping[str, FileEntry]) -> list[st
             problems.append(f"{name}: missing")
         elif got.sha256 != expected.sha256 or got.size != expected.size:
             problems.append(f"{name}: hash {got.sha256} does not match the manifest's {expected.sha256}")
-    if not problems and artifact_digest(manifest.files) != manifest.digest:
-        problems.append(f"manifest digest {manifest.digest} does not match its files")
     return problems

@@ -1,15 +1,22 @@
+import copy
 import hashlib
 import io
+import json
 from datetime import UTC, datetime
 
+import pytest
 from kubeloop.contract import (
     CONTENT_FILES,
     DataFingerprint,
     Lineage,
     Manifest,
+    ManifestError,
     artifact_digest,
     hash_bytes,
     hash_stream,
+    manifest_digest,
+    parse_manifest,
+    seal,
     verify_files,
 )
 
@@ -20,17 +27,23 @@ def _files(**overrides: bytes) -> dict[str, bytes]:
     return contents
 
 
-def _manifest(contents: dict[str, bytes]) -> Manifest:
-    files = {n: hash_bytes(b) for n, b in contents.items()}
-    return Manifest(
-        digest=artifact_digest(files),
-        created=datetime(2024, 1, 1, tzinfo=UTC),
-        trainer_version="test",
-        files=files,
-        data=DataFingerprint(
-            uri="file:///d.csv", format="csv", sha256="sha256:00", size=1, rows=1, columns=["a"]
-        ),
-        lineage=Lineage(model="m", estimator="sklearn.linear_model.LogisticRegression"),
+def _manifest(contents: dict[str, bytes], **params) -> Manifest:
+    return seal(
+        Manifest(
+            digest="",
+            created=datetime(2024, 1, 1, tzinfo=UTC),
+            trainer_version="test",
+            files={n: hash_bytes(b) for n, b in contents.items()},
+            data=DataFingerprint(
+                uri="file:///d.csv", format="csv", sha256="sha256:00", size=1, rows=1, columns=["a"]
+            ),
+            lineage=Lineage(
+                model="m",
+                training_run="m-1",
+                estimator="sklearn.linear_model.LogisticRegression",
+                params=params,
+            ),
+        )
     )
 
 
@@ -72,13 +85,6 @@ def test_verify_files_names_each_problem():
     assert "metrics.json: missing" in problems
 
 
-def test_verify_files_catches_a_forged_digest():
-    contents = _files()
-    manifest = _manifest(contents).model_copy(update={"digest": "sha256:" + "0" * 64})
-    problems = verify_files(manifest, {n: hash_bytes(b) for n, b in contents.items()})
-    assert problems == [f"manifest digest {manifest.digest} does not match its files"]
-
-
 def test_verify_files_requires_every_layout_file_listed():
     contents = _files()
     del contents["model_card.md"]
@@ -92,3 +98,93 @@ def test_manifest_round_trips_in_camel_case():
     text = manifest.model_dump_json()
     assert '"trainerVersion"' in text and '"schemaVersion"' in text
     assert Manifest.model_validate_json(text) == manifest
+
+
+def _document(manifest: Manifest) -> dict:
+    return json.loads(manifest.model_dump_json(indent=2))
+
+
+def test_a_sealed_manifest_parses_back_as_written():
+    manifest = _manifest(_files(), C=0.1, tol=1e-05, big=2**70, name="é\u2603", nested={"l": [1, 2.5, None]})
+    assert manifest.schema_version == 2 and manifest.digest.startswith("sha256:")
+    assert parse_manifest(manifest.model_dump_json(indent=2)) == manifest
+    assert (
+        parse_manifest(json.dumps(_document(manifest), indent=None, ensure_ascii=False).encode()) == manifest
+    )
+    assert seal(manifest) == manifest  # sealing ignores the digest already there
+
+
+# Every field of the document, and where it leads: each is covered by the digest.
+FIELDS = [
+    (("lineage", "model"), "payments"),  # the name the server serves under
+    (("lineage", "trainingRun"), "other-1"),
+    (("lineage", "namespace"), "prod"),
+    (("lineage", "trigger"), "drift"),
+    (("lineage", "image"), "evil:latest"),
+    (("lineage", "estimator"), "sklearn.tree.DecisionTreeClassifier"),
+    (("lineage", "params"), {"C": 1000.0}),
+    (("data", "uri"), "file:///other.csv"),
+    (("data", "sha256"), "sha256:11"),
+    (("data", "rows"), 2),
+    (("data", "columns"), ["b"]),
+    (("created",), "2020-01-01T00:00:00Z"),
+    (("trainerVersion",), "9.9.9"),
+    (("files", "metrics.json", "size"), 1),
+    (("schemaVersion",), 3),
+    (("somethingNew",), "added"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), FIELDS, ids=[".".join(p) for p, _ in FIELDS])
+def test_every_manifest_field_is_covered_by_the_digest(path, value):
+    document = _document(_manifest(_files()))
+    edited = copy.deepcopy(document)
+    node = edited
+    for key in path[:-1]:
+        node = node[key]
+    assert node.get(path[-1]) != value
+    node[path[-1]] = value
+    assert manifest_digest(edited) != document["digest"]
+    with pytest.raises(ManifestError, match="does not match its content"):
+        parse_manifest(json.dumps(edited))
+
+
+def test_fields_this_reader_does_not_know_are_covered_as_written():
+    # A newer trainer's field is part of the digest it wrote, and this reader still verifies it.
+    document = _document(_manifest(_files()))
+    document["provenance"] = {"signedBy": "ci"}
+    document["digest"] = manifest_digest(document)
+    manifest = parse_manifest(json.dumps(document))
+    assert manifest.digest == document["digest"] and not hasattr(manifest, "provenance")
+
+
+def test_a_schema_version_1_manifest_still_verifies_by_its_files_only():
+    sealed = _manifest(_files())
+    document = _document(sealed) | {"schemaVersion": 1, "digest": artifact_digest(sealed.files)}
+    assert parse_manifest(json.dumps(document)).digest == artifact_digest(sealed.files)
+    document["lineage"]["model"] = "payments"  # the weaker rule of version 1: lineage is not covered
+    assert parse_manifest(json.dumps(document)).lineage.model == "payments"
+
+
+def test_relabelling_a_manifest_as_version_1_cannot_keep_its_digest():
+    sealed = _manifest(_files())
+    document = _document(sealed) | {"schemaVersion": 1}
+    with pytest.raises(ManifestError, match="does not match its content"):
+        parse_manifest(json.dumps(document))
+    # made consistent again, it has another digest, which a pinned digest refuses
+    assert artifact_digest(sealed.files) != sealed.digest
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[]", b'{"digest": "sha256:00"}', b'{"schemaVersion": 1, "digest": "x", "files": 3}'],
+)
+def test_a_malformed_manifest_is_a_manifest_error(raw):
+    with pytest.raises(ManifestError, match="not a valid manifest"):
+        parse_manifest(raw)
+
+
+def test_a_forged_digest_is_refused():
+    document = _document(_manifest(_files())) | {"digest": "sha256:" + "0" * 64}
+    with pytest.raises(ManifestError, match=r"manifest digest sha256:0+ does not match its content"):
+        parse_manifest(json.dumps(document))
