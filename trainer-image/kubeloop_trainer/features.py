@@ -22,11 +22,20 @@ from sklearn.preprocessing import OneHotEncoder
 from kubeloop_trainer.gate import infer_type
 
 
-def feature_list(frame: pd.DataFrame, target: str, declared: Mapping[str, ColumnType]) -> list[Feature]:
-    """Every column except the target, in file order, typed as declared or else as parsed."""
+def feature_list(
+    frame: pd.DataFrame,
+    target: str,
+    declared: Mapping[str, ColumnType],
+    group_column: str | None = None,
+) -> list[Feature]:
+    """Every column except the target and the group column, in file order, typed as declared or parsed.
+
+    The group column names an entity (a customer id): it decides the split, and a model that learned
+    ids would not generalise to new entities, so it is never a feature.
+    """
     out = []
     for name in frame.columns:
-        if name == target:
+        if name in (target, group_column):
             continue
         kind = declared.get(name) or infer_type(frame[name])
         if kind is None:  # the gate has refused such data already

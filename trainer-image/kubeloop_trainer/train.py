@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -28,7 +27,6 @@ from kubeloop.contract import (
 )
 from kubeloop.drift.profile import DriftProfile, build_profile
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
 from kubeloop_trainer.allowlist import allowed_modules
@@ -38,33 +36,11 @@ from kubeloop_trainer.errors import TrainerError
 from kubeloop_trainer.estimators import build_estimator
 from kubeloop_trainer.evaluate import prediction_reference, score
 from kubeloop_trainer.features import feature_list, feature_matrix, wrap_estimator
-from kubeloop_trainer.gate import check_data, infer_type
+from kubeloop_trainer.gate import check_data, infer_type, learner_of
 from kubeloop_trainer.progress import progress
 from kubeloop_trainer.safe_model import dump_model
+from kubeloop_trainer.split import RowGroups, row_groups, split_rows
 from kubeloop_trainer.storage import StorageError
-
-
-@dataclass(frozen=True)
-class Split:
-    train: np.ndarray
-    test: np.ndarray
-    stratified: bool
-
-
-def split_rows(y: np.ndarray, task: TaskKind, test_size: float, seed: int) -> Split:
-    """Row indices of the train and test split; stratified for classification whenever possible."""
-    rows = np.arange(len(y))
-    if task == "classification":
-        try:
-            train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=y)
-            return Split(np.sort(train), np.sort(test), True)
-        except ValueError as e:  # a class with a single row, or fewer test rows than classes
-            progress(f"cannot stratify the split ({e}); splitting at random")
-    try:
-        train, test = train_test_split(rows, test_size=test_size, random_state=seed)
-    except ValueError as e:
-        raise TrainerError("DataValidationFailed", f"cannot split {len(y)} rows: {e}") from e
-    return Split(np.sort(train), np.sort(test), False)
 
 
 def _target(frame: pd.DataFrame, target: str, task: TaskKind) -> np.ndarray:
@@ -79,6 +55,22 @@ def _target(frame: pd.DataFrame, target: str, task: TaskKind) -> np.ndarray:
     if infer_type(series) == "float":
         return series.to_numpy(dtype=float)
     return series.to_numpy()
+
+
+def _report_groups(groups: RowGroups) -> None:
+    if groups.column:
+        progress(f"{groups.n_groups} groups in {groups.column!r}; each stays on one side of the split")
+    if not groups.duplicates:
+        return
+    found = f"found {groups.duplicates} duplicate rows (copies of {groups.repeated} distinct rows)"
+    if groups.column:
+        progress(f"{found}; copies share their group")
+    else:
+        progress(
+            f"{found}: {groups.copies} repeat a row with a value found in no other row and stay on its "
+            f"side of the split; {groups.duplicates - groups.copies} repeat only recurring values and "
+            "split freely"
+        )
 
 
 def _fit(model: BaseEstimator, X: np.ndarray, y: np.ndarray, class_path: str) -> BaseEstimator:
@@ -153,7 +145,7 @@ def run_training(task: TrainerTask, env: Mapping[str, str] | None = None) -> Tra
         f"read {fingerprint.rows} rows, {len(frame.columns)} columns, "
         f"{fingerprint.size} bytes ({fingerprint.sha256})"
     )
-    violations = check_data(frame, task.data)
+    violations = check_data(frame, task.data, learner_of(estimator, kind, class_path))
     if violations:
         raise TrainerError(
             "DataValidationFailed",
@@ -166,16 +158,20 @@ def run_training(task: TrainerTask, env: Mapping[str, str] | None = None) -> Tra
 
     try:
         declared = task.data.validation.expected_columns if task.data.validation else {}
-        features = feature_list(frame, task.data.target, declared)
+        features = feature_list(frame, task.data.target, declared, task.data.group_column)
         X = feature_matrix(frame, features)
         y = _target(frame, task.data.target, kind)
-        split = split_rows(y, kind, task.test_size, task.seed)
+        groups = row_groups(frame, task.data.group_column)
+        _report_groups(groups)
+        split = split_rows(y, kind, task.test_size, task.seed, groups.codes)
     except TrainerError as e:
         e.data_hash = fingerprint.sha256
         raise
+    how = "stratified" if split.stratified else "random"
+    whole = f", whole groups of {groups.column!r}" if groups.column else ""
     progress(
         f"split {len(split.train)} train / {len(split.test)} test rows "
-        f"({'stratified' if split.stratified else 'random'}, seed {task.seed}); {len(features)} features"
+        f"({how}{whole}, seed {task.seed}); {len(features)} features"
     )
 
     model = _fit(wrap_estimator(estimator, features), X[split.train], y[split.train], class_path)

@@ -70,6 +70,12 @@ class DataValidation(ApiModel):
     min_rows: int = Field(default=1, ge=1, description="Fewest rows the data must have.")
 
 
+@cel(
+    "!has(self.groupColumn) || self.groupColumn != self.target",
+    "groupColumn must differ from target",
+    field_path=".groupColumn",
+    reason="FieldValueInvalid",
+)
 class DataSpec(ApiModel):
     """Where the training data is and how to read it."""
 
@@ -86,9 +92,32 @@ class DataSpec(ApiModel):
     target: str = Field(
         min_length=1, max_length=_NAME_LIMIT, description="Name of the column the model learns to predict."
     )
-    validation: DataValidation | None = Field(
-        default=None, description="The data gate. Unset: only the target column is required."
+    group_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_NAME_LIMIT,
+        description=(
+            "Column naming the entity each row belongs to (a customer, patient or device id). All rows "
+            "of a group land on the same side of the train/test split, so the held-out metrics measure "
+            "unseen entities; testSize is then a share of the groups. The column must have no missing "
+            "values and is not a feature. Unset: copies of a row (identical rows carrying a value that no "
+            "other row has) are kept together, and every other row splits on its own."
+        ),
     )
+    validation: DataValidation | None = Field(
+        default=None,
+        description=(
+            "The data gate. Unset: only the target column is required, and the checks every run gets "
+            "still apply (parseable file, at least two classes, no infinite values, no missing values "
+            "for an estimator that cannot take them)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _group_is_not_target(self) -> DataSpec:
+        if self.group_column is not None and self.group_column == self.target:
+            raise ValueError(f"groupColumn must differ from the target column {self.target!r}")
+        return self
 
 
 class EstimatorSpec(ApiModel):

@@ -50,7 +50,8 @@ class Violation(ContractModel):
     """One failed check of the data gate."""
 
     check: str = Field(
-        description="Check name: missing_column, type, range, null_fraction, min_rows, target."
+        description="Check name: format, target, features, type, single_class, infinite, missing_values, "
+        "group, split, min_rows, missing_column, range, null_fraction."
     )
     column: str | None = Field(default=None, description="The column, when the check is about one.")
     message: str = Field(description="What is wrong, with the numbers.")

@@ -3,7 +3,8 @@
 - :mod:`~kubeloop.drift.profile`: the reference profile the trainer writes and the server counts against.
 - :mod:`~kubeloop.drift.binned`: PSI, Jensen-Shannon, chi-squared and KS from ``(features, bins)`` counts.
 - :mod:`~kubeloop.drift.samples`: exact KS and Wasserstein-1 from ``(features, rows)`` samples.
-- :mod:`~kubeloop.drift.decision`: p-values under "no drift" and the multiple-testing control.
+- :mod:`~kubeloop.drift.decision`: p-values under "no drift" (the missing-rate test among them) and the
+  multiple-testing control.
 - :mod:`~kubeloop.drift.evaluate`: :func:`evaluate`, one window in, one :class:`DriftReport` out.
 """
 
@@ -21,6 +22,7 @@ from kubeloop.drift.decision import (
     adjust_pvalues,
     binned_test,
     critical_pvalue,
+    missing_rate_test,
     sample_test,
 )
 from kubeloop.drift.evaluate import evaluate
@@ -32,7 +34,15 @@ from kubeloop.drift.profile import (
     count_categorical,
     count_numeric,
 )
-from kubeloop.drift.report import Correction, DriftConfig, DriftMethod, DriftReport, FeatureDrift, Verdict
+from kubeloop.drift.report import (
+    Correction,
+    DriftConfig,
+    DriftMethod,
+    DriftReport,
+    FeatureDrift,
+    MissingRate,
+    Verdict,
+)
 from kubeloop.drift.samples import EcdfDistances, ecdf_distances, ks_pvalue, stack_samples, wasserstein_pvalue
 
 __all__ = [
@@ -46,6 +56,7 @@ __all__ = [
     "DriftReport",
     "EcdfDistances",
     "FeatureDrift",
+    "MissingRate",
     "NumericReference",
     "Verdict",
     "adjust_pvalues",
@@ -60,6 +71,7 @@ __all__ = [
     "js_distance",
     "ks_distance",
     "ks_pvalue",
+    "missing_rate_test",
     "pool_sparse_bins",
     "psi",
     "sample_test",

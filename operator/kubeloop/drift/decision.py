@@ -13,6 +13,9 @@ on the window size, and a window alarms at a fixed rate ``alpha``:
   ordered, so the empirical CDFs can be read at the bin edges) or on samples.
 - Wasserstein: a moment-matched approximation of its asymptotic null (see :mod:`kubeloop.drift.samples`).
 
+Missing values get a test of their own, :func:`missing_rate_test`: whether the share of rows without a value
+rose from the reference to the live window (Fisher's exact test, one-sided).
+
 The reference enters every test as a sample of its own size (``n``), never as the truth; for the tests on
 samples (KS without counts, Wasserstein) that size is the profile's bounded sample, not the training set.
 """
@@ -34,6 +37,7 @@ __all__ = [
     "adjust_pvalues",
     "binned_test",
     "critical_pvalue",
+    "missing_rate_test",
     "sample_test",
 ]
 
@@ -100,6 +104,34 @@ def sample_test(
         return dist.ks, ks_pvalue(dist.ks, dist.n_reference, dist.n_live), dist.n_reference, dist.n_live
     p_value = wasserstein_pvalue(dist.wasserstein, reference, live)
     return dist.wasserstein, p_value, dist.n_reference, dist.n_live
+
+
+def missing_rate_test(
+    reference_missing: np.ndarray,
+    reference_rows: np.ndarray,
+    live_missing: np.ndarray,
+    live_rows: np.ndarray,
+) -> np.ndarray:
+    """One-sided p-value per feature that the live missing rate is no higher than the reference one.
+
+    This is Fisher's exact test on the 2 x 2 table (missing, present) x (live, reference), alternative
+    "greater": given the total number of missing values ``K`` among ``M`` rows, the live window's count
+    under "no change" is hypergeometric, ``X ~ H(M, K, live_rows)``, and ``p = P(X >= live_missing)``.
+    Exact at every size, so a single missing value in a small window is weighed by how likely it was
+    (not divided by a near-zero expectation, as the normal approximation would), and conservative,
+    never liberal. One-sided because fewer gaps than in training is not a reason to retrain.
+    ``K = 0`` (no missing value on either side) gives exactly 1.
+    """
+    ref_missing = np.asarray(reference_missing, dtype=np.int64)
+    ref_rows = np.asarray(reference_rows, dtype=np.int64)
+    cur_missing = np.asarray(live_missing, dtype=np.int64)
+    cur_rows = np.asarray(live_rows, dtype=np.int64)
+    if np.any(ref_missing < 0) or np.any(cur_missing < 0):
+        raise ValueError("missing counts must be non-negative")
+    if np.any(ref_missing > ref_rows) or np.any(cur_missing > cur_rows):
+        raise ValueError("missing counts must not exceed the rows")
+    p = stats.hypergeom.sf(cur_missing - 1, ref_rows + cur_rows, ref_missing + cur_missing, cur_rows)
+    return np.clip(p, 0.0, 1.0)
 
 
 def adjust_pvalues(p_values: np.ndarray, correction: Correction) -> np.ndarray:

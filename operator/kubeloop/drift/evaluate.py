@@ -18,6 +18,13 @@ the traffic, and covers every live row and every reference row. Method per featu
 
 A feature with fewer than ``min_samples`` rows on either side is ``InsufficientData`` and takes no part in
 the multiple-testing control or the dataset verdict.
+
+Missing values are a signal of their own. When the window brings missing counts per feature, each feature
+whose missing values could have changed (at least one on either side, and ``min_samples`` rows on each)
+also gets a one-sided exact test of a rise of its missing rate (:func:`missing_rate_test`). Those tests join
+the same multiple-testing family as the distribution tests, and a feature drifts when either of its tests
+does. So a feature that goes all-missing is ``Drift`` with that reason, although none of its values is left
+to compare distributions with.
 """
 
 from __future__ import annotations
@@ -35,10 +42,18 @@ from kubeloop.drift.decision import (
     adjust_pvalues,
     binned_test,
     critical_pvalue,
+    missing_rate_test,
     sample_test,
 )
 from kubeloop.drift.profile import DriftProfile
-from kubeloop.drift.report import DriftConfig, DriftMethod, DriftReport, FeatureDrift, Verdict
+from kubeloop.drift.report import (
+    DriftConfig,
+    DriftMethod,
+    DriftReport,
+    FeatureDrift,
+    MissingRate,
+    Verdict,
+)
 from kubeloop.drift.samples import stack_samples
 
 __all__ = ["evaluate"]
@@ -46,6 +61,16 @@ __all__ = ["evaluate"]
 Kind = Literal["numeric", "categorical"]
 Counts = Mapping[str, Sequence[int] | np.ndarray]
 Samples = Mapping[str, Sequence[float] | np.ndarray]
+Missing = Mapping[str, int]
+
+
+@dataclass
+class _Missing:
+    reference_missing: int
+    reference_rows: int
+    live_missing: int
+    live_rows: int
+    p_value: float = np.nan
 
 
 @dataclass
@@ -58,7 +83,8 @@ class _Feature:
     n_live: int = 0
     score: float = np.nan
     p_value: float = np.nan
-    message: str = ""
+    message: str = ""  # set when the distribution was not tested, and why
+    missing: _Missing | None = None
 
 
 def _feature(name: str, kind: Kind, requested: DriftMethod, counts: Counts, samples: Samples) -> _Feature:
@@ -155,12 +181,72 @@ def _run_samples(features: list[_Feature], profile: DriftProfile, live: Samples,
         f.score, f.p_value = float(s), float(p)
 
 
+def _run_missing(
+    features: list[_Feature],
+    profile: DriftProfile,
+    numeric: Counts,
+    categorical: Counts,
+    live_missing: Missing,
+    config: DriftConfig,
+) -> None:
+    """The missing-rate test of every feature the window has missing counts (and value counts) for."""
+    ready: list[_Missing] = []
+    for f in features:
+        present = (numeric if f.kind == "numeric" else categorical).get(f.name)
+        if f.name not in live_missing or f.name not in profile.missing or present is None:
+            continue  # without the values that were there, the live rate has no denominator
+        n_missing = int(live_missing[f.name])
+        if n_missing < 0:
+            raise ValueError(f"{f.name}: a negative live missing count ({n_missing})")
+        m = _Missing(
+            reference_missing=profile.missing[f.name],
+            reference_rows=profile.n_rows,
+            live_missing=n_missing,
+            live_rows=int(np.asarray(present).sum()) + n_missing,
+        )
+        f.missing = m
+        both = m.reference_missing + m.live_missing
+        # No missing value anywhere, or nothing else: the margin leaves nothing to test (p would be 1).
+        if (
+            min(m.reference_rows, m.live_rows) >= config.min_samples
+            and 0 < both < m.reference_rows + m.live_rows
+        ):
+            ready.append(m)
+    if not ready:
+        return
+    p_values = missing_rate_test(
+        np.array([m.reference_missing for m in ready]),
+        np.array([m.reference_rows for m in ready]),
+        np.array([m.live_missing for m in ready]),
+        np.array([m.live_rows for m in ready]),
+    )
+    for m, p in zip(ready, p_values, strict=True):
+        m.p_value = float(p)
+
+
 def _optional(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def _verdict(f: _Feature, adjusted: float, p_cut: float | None, config: DriftConfig) -> FeatureDrift:
+def _missing_report(m: _Missing | None, adjusted: float, config: DriftConfig) -> MissingRate | None:
+    if m is None:
+        return None
+    return MissingRate(
+        reference_missing=m.reference_missing,
+        reference_rows=m.reference_rows,
+        live_missing=m.live_missing,
+        live_rows=m.live_rows,
+        p_value=_optional(m.p_value),
+        adjusted_p_value=_optional(adjusted),
+        drifted=bool(adjusted <= config.alpha),  # NaN (untested) compares false
+    )
+
+
+def _verdict(
+    f: _Feature, adjusted: float, adjusted_missing: float, p_cut: float | None, config: DriftConfig
+) -> FeatureDrift:
     threshold, threshold_on = None, None
+    missing = _missing_report(f.missing, adjusted_missing, config)
     if f.message:
         verdict = Verdict.INSUFFICIENT
     elif config.threshold is not None:
@@ -170,6 +256,14 @@ def _verdict(f: _Feature, adjusted: float, p_cut: float | None, config: DriftCon
         threshold, threshold_on = p_cut, "p_value"
         big_enough = config.min_score is None or f.score >= config.min_score
         verdict = Verdict.DRIFT if adjusted <= config.alpha and big_enough else Verdict.NO_DRIFT
+    message = f.message
+    if missing is not None and missing.drifted:
+        verdict = Verdict.DRIFT
+        rose = (
+            f"missing values rose from {missing.reference_rate:.1%} of {missing.reference_rows} reference rows "
+            f"to {missing.live_rate:.1%} of {missing.live_rows} live rows (p={missing.p_value:.2g})"
+        )
+        message = f"{rose}; distribution not tested: {f.message}" if f.message else rose
     return FeatureDrift(
         name=f.name,
         kind=f.kind,
@@ -182,7 +276,8 @@ def _verdict(f: _Feature, adjusted: float, p_cut: float | None, config: DriftCon
         threshold_on=threshold_on,
         n_reference=f.n_reference,
         n_live=f.n_live,
-        message=f.message,
+        missing=missing,
+        message=message,
     )
 
 
@@ -192,8 +287,13 @@ def evaluate(
     live_categorical_counts: Counts | None = None,
     live_samples: Samples | None = None,
     config: DriftConfig | None = None,
+    live_missing: Missing | None = None,
 ) -> DriftReport:
-    """Judge one live window against the reference profile (see the module docstring)."""
+    """Judge one live window against the reference profile (see the module docstring).
+
+    ``live_missing`` holds the window's missing values per feature (the server's ``missing`` counts);
+    without it, or for a feature it leaves out, only the distribution is judged.
+    """
     config = config or DriftConfig()
     numeric_counts, categorical_counts = live_numeric_counts or {}, live_categorical_counts or {}
     samples = live_samples or {}
@@ -208,17 +308,28 @@ def evaluate(
         else:
             _run_samples(group, profile, samples, config)
 
+    if live_missing is not None:
+        _run_missing(features, profile, numeric_counts, categorical_counts, live_missing, config)
+
     for f in features:
         if not f.message and np.isnan(f.p_value):
             f.message = "the test is undefined for this window"
+    # One family: the distribution tests and the missing-rate tests of this window.
     tested = [f for f in features if not f.message]
-    raw = np.array([f.p_value for f in tested])
-    adjusted = dict(zip((f.name for f in tested), adjust_pvalues(raw, config.correction), strict=True))
-    p_cut = float(critical_pvalue(raw, config.alpha, config.correction)) if tested else None
-    verdicts = [_verdict(f, adjusted.get(f.name, np.nan), p_cut, config) for f in features]
+    gaps = [f for f in features if f.missing is not None and not np.isnan(f.missing.p_value)]
+    raw = np.array([f.p_value for f in tested] + [f.missing.p_value for f in gaps if f.missing])
+    family = adjust_pvalues(raw, config.correction)
+    adjusted = dict(zip((f.name for f in tested), family[: len(tested)], strict=True))
+    adjusted_missing = dict(zip((f.name for f in gaps), family[len(tested) :], strict=True))
+    p_cut = float(critical_pvalue(raw, config.alpha, config.correction)) if raw.size else None
+    verdicts = [
+        _verdict(f, adjusted.get(f.name, np.nan), adjusted_missing.get(f.name, np.nan), p_cut, config)
+        for f in features
+    ]
+    n_tested = sum(v.verdict != Verdict.INSUFFICIENT for v in verdicts)
     n_drifted = sum(v.verdict == Verdict.DRIFT for v in verdicts)
-    share = n_drifted / len(tested) if tested else 0.0
-    if not tested:
+    share = n_drifted / n_tested if n_tested else 0.0
+    if not n_tested:
         dataset = Verdict.INSUFFICIENT
     elif n_drifted > 0 and share >= config.min_drifted_share:
         dataset = Verdict.DRIFT
@@ -229,10 +340,10 @@ def evaluate(
         method=config.method,
         alpha=config.alpha,
         correction=config.correction,
-        n_tested=len(tested),
+        n_tested=n_tested,
         n_drifted=n_drifted,
-        n_insufficient=len(features) - len(tested),
+        n_insufficient=len(features) - n_tested,
         drifted_share=share,
-        n_live=max((f.n_live for f in features), default=0),
+        n_live=max((max(f.n_live, f.missing.live_rows if f.missing else 0) for f in features), default=0),
         features=verdicts,
     )

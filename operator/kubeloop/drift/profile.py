@@ -8,14 +8,17 @@ the same bins with :func:`count_numeric` / :func:`count_categorical`, and the op
 
 Conventions (the server and the operator rely on them):
 
-- Numeric bins are right-closed: ``(-inf, e0], (e0, e1], ..., (ek, inf)``. NaN is ignored (it is a
-  data-quality question, not a distribution one); +-inf falls into the outer bins.
+- Numeric bins are right-closed: ``(-inf, e0], (e0, e1], ..., (ek, inf)``. NaN is not binned (it says
+  nothing about the distribution of the values that are there); +-inf falls into the outer bins.
 - Edges are reference quantiles ``1/B, ..., (B-1)/B`` taken as actual data values (``inverted_cdf``) and
   de-duplicated. A discrete feature therefore gets fewer than ``B`` bins and a value never straddles an edge.
   A constant feature ``c`` gets the edges ``[c-, c]`` (``c-`` is the float just below ``c``), i.e. the
   bins "below c", "exactly c" and "above c", so a move in either direction shows.
 - Categorical values are compared as ``str``; ``None`` and float NaN are missing and ignored, like NaN in
   numeric features. The last bucket counts every value that is not one of ``categories`` ("unseen").
+- Missing values are kept out of the bins but counted: ``missing[name]`` is how many reference rows had
+  none, so ``missing + sum(counts) == n_rows`` for every feature, and a rise of the missing rate is a
+  drift signal of its own (see :func:`kubeloop.drift.decision.missing_rate_test`).
   Categories are ordered by descending reference count (ties by name); when there are more than
   ``max_categories`` the rarest ones are folded into that last bucket, so it then also holds reference mass.
 """
@@ -96,6 +99,52 @@ class DriftProfile(BaseModel):
         default_factory=dict,
         description="Bounded random sample of each numeric feature's finite values, sorted ascending.",
     )
+    missing: dict[str, int] = Field(
+        default_factory=dict,
+        description="Reference rows without a value (NaN, None) per feature; missing + sum(counts) = n_rows.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_from_totals(cls, data: object) -> object:
+        """A profile written before ``missing`` existed: its counts and ``n_rows`` imply it exactly."""
+        if not isinstance(data, dict) or data.get("missing") is not None:
+            return data
+        n_rows = data.get("n_rows")
+        if not isinstance(n_rows, int):
+            return data
+        missing = {}
+        for kind in ("numeric", "categorical"):
+            for name, ref in (data.get(kind) or {}).items():
+                if isinstance(ref, NumericReference | CategoricalReference):
+                    counts = ref.counts
+                else:
+                    counts = ref.get("counts") if isinstance(ref, dict) else None
+                # A hand-made profile whose counts exceed n_rows implies nothing: no missing-rate test.
+                if (
+                    isinstance(counts, list)
+                    and all(isinstance(c, int) for c in counts)
+                    and sum(counts) <= n_rows
+                ):
+                    missing[name] = n_rows - sum(counts)
+        return {**data, "missing": missing}
+
+    @model_validator(mode="after")
+    def _missing_adds_up(self) -> DriftProfile:
+        refs: dict[str, NumericReference | CategoricalReference] = {**self.numeric, **self.categorical}
+        for name, n in self.missing.items():
+            ref = refs.get(name)
+            if ref is None:
+                raise ValueError(f"missing count for {name!r}, which is not a feature of the profile")
+            if n < 0 or n + sum(ref.counts) != self.n_rows:
+                raise ValueError(
+                    f"{name}: {n} missing + {sum(ref.counts)} counted values must be n_rows = {self.n_rows}"
+                )
+        return self
+
+    def missing_rate(self, name: str) -> float:
+        """The share of reference rows without a value for ``name`` (0 for an empty profile)."""
+        return self.missing[name] / self.n_rows if self.n_rows else 0.0
 
     @field_validator("sample")
     @classmethod
@@ -211,19 +260,23 @@ def build_profile(
     rng = np.random.default_rng(seed)
     numeric_refs: dict[str, NumericReference] = {}
     samples: dict[str, list[float]] = {}
+    missing: dict[str, int] = {}
     for name, column in numeric.items():
         arr = np.asarray(column, dtype=float).ravel()
         edges = quantile_edges(arr, n_bins)
         counts = count_numeric(NumericReference(edges=edges, counts=[0] * (len(edges) + 1)), arr)
         numeric_refs[name] = NumericReference(edges=edges, counts=counts.tolist())
         samples[name] = _sample(arr, sample_size, rng)
-    categorical_refs = {
-        name: _categorical_reference(np.asarray(column).ravel(), max_categories)
-        for name, column in categorical.items()
-    }
+        missing[name] = int(np.count_nonzero(np.isnan(arr)))
+    categorical_refs = {}
+    for name, column in categorical.items():
+        values = np.asarray(column).ravel()
+        categorical_refs[name] = _categorical_reference(values, max_categories)
+        missing[name] = values.size - sum(categorical_refs[name].counts)
     return DriftProfile(
         n_rows=lengths.pop() if lengths else 0,
         numeric=numeric_refs,
         categorical=categorical_refs,
         sample=samples,
+        missing=missing,
     )

@@ -7,7 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Correction", "DriftConfig", "DriftMethod", "DriftReport", "FeatureDrift", "Verdict"]
+__all__ = [
+    "Correction",
+    "DriftConfig",
+    "DriftMethod",
+    "DriftReport",
+    "FeatureDrift",
+    "MissingRate",
+    "Verdict",
+]
 
 
 class DriftMethod(StrEnum):
@@ -72,8 +80,32 @@ class DriftConfig(BaseModel):
     features: list[str] | None = Field(None, description="Features to check (default: all in the profile).")
 
 
+class MissingRate(BaseModel):
+    """Missing values of one feature, reference against live, and whether their share rose significantly."""
+
+    reference_missing: int = Field(ge=0, description="Reference rows without a value.")
+    reference_rows: int = Field(ge=0, description="Reference rows.")
+    live_missing: int = Field(ge=0, description="Live rows without a value.")
+    live_rows: int = Field(ge=0, description="Live rows (with and without a value).")
+    p_value: float | None = Field(
+        None,
+        description="One-sided p-value of a rise (Fisher's exact test); None when not tested: too few rows, "
+        "or no missing value on either side.",
+    )
+    adjusted_p_value: float | None = Field(None, description="p-value after the multiple-testing control.")
+    drifted: bool = Field(False, description="Whether the rise is significant at the window's alpha.")
+
+    @property
+    def reference_rate(self) -> float:
+        return self.reference_missing / self.reference_rows if self.reference_rows else 0.0
+
+    @property
+    def live_rate(self) -> float:
+        return self.live_missing / self.live_rows if self.live_rows else 0.0
+
+
 class FeatureDrift(BaseModel):
-    """The verdict on one feature."""
+    """The verdict on one feature: its distribution, and the share of its values that are missing."""
 
     name: str
     kind: Literal["numeric", "categorical"]
@@ -93,7 +125,13 @@ class FeatureDrift(BaseModel):
         "otherwise the raw p-value cut after the multiple-testing control (drift when p-value <= it).",
     )
     threshold_on: Literal["score", "p_value"] | None = Field(None, description="What `threshold` applies to.")
-    message: str = Field("", description="Why the verdict is InsufficientData, when it is.")
+    missing: MissingRate | None = Field(
+        None, description="The missing-value test; None when the window brought no missing counts."
+    )
+    message: str = Field(
+        "",
+        description="Why the verdict is InsufficientData, or that the feature drifted on missing values.",
+    )
 
 
 class DriftReport(BaseModel):
@@ -107,7 +145,9 @@ class DriftReport(BaseModel):
     n_drifted: int
     n_insufficient: int
     drifted_share: float = Field(description="Drifted / tested features (0 when none was tested).")
-    n_live: int = Field(description="Largest live row count over the features.")
+    n_live: int = Field(
+        description="Largest live row count over the features (with the missing values, when they are known)."
+    )
     features: list[FeatureDrift]
 
     def feature(self, name: str) -> FeatureDrift:

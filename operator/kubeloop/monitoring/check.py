@@ -126,6 +126,7 @@ def check(inputs: CheckInputs) -> CheckPlan:
         categorical=counts.categorical,
         samples=samples,
         sample_capacity=capacity,
+        missing=counts.missing,
     )
     performance = observe_performance(spec.performance_floor, counts.feedback)
     previous = (

@@ -105,15 +105,19 @@ def _strength(f: FeatureStatus) -> tuple[float, float]:
     return (f.p_value if f.p_value is not None else 1.0, -(f.score or 0.0))
 
 
-def _describe(f: FeatureStatus) -> str:
+def _describe(f: FeatureStatus, report: DriftReport | None = None) -> str:
     parts = [f"{f.method} {f.score:.3g}" if f.score is not None else f.method]
     if f.p_value is not None:
         parts.append(f"p={f.p_value:.2g}")
+    gaps = report.feature(f.name).missing if report is not None else None
+    if gaps is not None and gaps.drifted:
+        parts = [f"missing {gaps.reference_rate:.1%} -> {gaps.live_rate:.1%}, p={gaps.p_value:.2g}"]
     return f"{f.name} ({', '.join(parts)})"
 
 
-def _drift_message(top: list[FeatureStatus], n_drifted: int, n_tested: int, rows: int) -> str:
-    named = ", ".join(_describe(f) for f in top[:TOP_FEATURES])
+def _drift_message(top: list[FeatureStatus], report: DriftReport, rows: int) -> str:
+    n_drifted, n_tested = report.n_drifted, report.n_tested
+    named = ", ".join(_describe(f, report) for f in top[:TOP_FEATURES])
     more = f" and {n_drifted - TOP_FEATURES} more" if n_drifted > TOP_FEATURES else ""
     return f"drift in {n_drifted} of {n_tested} features over {rows} rows: {named}{more}"
 
@@ -127,6 +131,7 @@ def judge_window(
     categorical: Mapping[str, np.ndarray],
     samples: Mapping[str, np.ndarray] | None = None,
     sample_capacity: int | None = None,
+    missing: Mapping[str, int] | None = None,
 ) -> WindowOutcome:
     """The verdict on one window of ``rows`` live rows, summed over replicas.
 
@@ -139,7 +144,7 @@ def judge_window(
             message=f"insufficient data: {rows} live rows in the window, fewer than minSamples={spec.min_samples}",
         )
     config = drift_config(spec, sample_capacity=sample_capacity)
-    report = evaluate(profile, numeric, categorical, samples or {}, config)
+    report = evaluate(profile, numeric, categorical, samples or {}, config, live_missing=missing)
     features = _feature_status(report)
     if report.verdict == Verdict.INSUFFICIENT:
         why = "; ".join(f"{f.name}: {f.message}" for f in report.features[:TOP_FEATURES])
@@ -151,7 +156,7 @@ def judge_window(
         )
     top = sorted((f for f in features if f.drifted), key=_strength)
     if report.verdict == Verdict.DRIFT:
-        message = _drift_message(top, report.n_drifted, report.n_tested, rows)
+        message = _drift_message(top, report, rows)
     else:
         closest = min((f for f in features if f.p_value is not None), key=_strength, default=None)
         hint = f"; closest: {_describe(closest)}" if closest is not None else ""

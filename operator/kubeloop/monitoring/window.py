@@ -96,6 +96,8 @@ class PodBaseline(_Stored):
     categorical: dict[str, list[int]] = Field(default_factory=dict)
     feedback: FeedbackTotals = Field(default_factory=FeedbackTotals)
     sample_seen: int = 0
+    # None in baselines stored before missing counts were kept: the next delta of those is unknown.
+    missing: dict[str, int] | None = None
 
     @classmethod
     def of(cls, snapshot: MonitoringSnapshot) -> PodBaseline:
@@ -105,6 +107,7 @@ class PodBaseline(_Stored):
             rows=snapshot.rows,
             numeric=snapshot.numeric,
             categorical=snapshot.categorical,
+            missing=snapshot.missing,
             feedback=FeedbackTotals.of(snapshot),
             sample_seen=snapshot.sample_seen,
         )
@@ -136,6 +139,7 @@ class WindowCounts:
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     feedback: FeedbackTotals = field(default_factory=FeedbackTotals)
+    missing: dict[str, int] | None = field(default_factory=dict)  # None: a pod's delta is unknown
     pods: dict[str, Contribution] = field(default_factory=dict)
     whole: set[str] = field(default_factory=set)  # pods whose whole cumulative is this window's
 
@@ -216,6 +220,12 @@ def aggregate(
         base_categorical = {} if whole or base is None else base.categorical
         _add(window.numeric, snapshot.numeric, base_numeric)
         _add(window.categorical, snapshot.categorical, base_categorical)
+        base_missing = {} if whole or base is None else base.missing
+        if window.missing is not None and base_missing is not None:
+            for name, n in snapshot.missing.items():
+                window.missing[name] = window.missing.get(name, 0) + n - base_missing.get(name, 0)
+        else:
+            window.missing = None
         fb = FeedbackTotals.of(snapshot)
         if not whole and base is not None:
             window.rows += snapshot.rows - base.rows

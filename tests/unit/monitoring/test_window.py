@@ -141,3 +141,37 @@ def test_pods_reporting_different_bins_are_refused(server):
     sa = sa.model_copy(update={"started_at": T0 + timedelta(seconds=1)})
     with pytest.raises(ValueError, match="bins"):
         aggregate({"a": sa, "b": sb}, None, window_start=T0)
+
+
+def test_missing_values_are_windowed_and_an_all_missing_feature_drifts(server, profile):
+    from kubeloop.api import DriftMonitorSpec
+    from kubeloop.monitoring.evaluation import judge_window
+
+    a = server(seed=1)
+    a.traffic(400)
+    _, pods = aggregate({"a": a.snapshot()}, None, window_start=None)
+    rng = np.random.default_rng(5)
+    X = np.empty((600, 4), dtype=object)
+    X[:, 0], X[:, 1], X[:, 2] = rng.normal(size=600), np.nan, rng.normal(size=600)  # x1 stops arriving
+    X[:, 3] = rng.choice(["red", "green", "blue"], p=[0.5, 0.3, 0.2], size=600)
+    a.monitor.record(X, np.array(["no"] * 600), 0.001)
+    window, after = aggregate({"a": a.snapshot()}, Baselines(pods=pods, time=T0), window_start=T0)
+    assert window.missing == {"x0": 0, "x1": 600, "x2": 0, "colour": 0}
+    assert after["a"].missing["x1"] == 600
+    spec = DriftMonitorSpec.model_validate({"model": "m", "interval": "10s"})
+    kw = {"rows": window.rows, "numeric": window.numeric, "categorical": window.categorical}
+    outcome = judge_window(spec, profile, missing=window.missing, **kw)
+    assert outcome.drifted and [f.name for f in outcome.top] == ["x1"]
+    assert "x1 (missing 0.0% -> 100.0%" in outcome.message
+    assert not judge_window(spec, profile, **kw).drifted  # what the review saw
+
+
+def test_a_baseline_stored_before_missing_counts_gives_no_missing_delta(server):
+    a = server(seed=1)
+    a.traffic(300)
+    _, pods = aggregate({"a": a.snapshot()}, None, window_start=None)
+    old = {name: pod.model_copy(update={"missing": None}) for name, pod in pods.items()}
+    old = Baselines.model_validate_json(Baselines(pods=old, time=T0).model_dump_json())
+    a.traffic(200)
+    window, _ = aggregate({"a": a.snapshot()}, old, window_start=T0)
+    assert window.rows == 200 and window.missing is None

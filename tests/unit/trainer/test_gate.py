@@ -61,7 +61,7 @@ def test_missing_target_and_no_validation():
     frame = pd.DataFrame({"a": [1, 2]})
     violations = check_data(frame, _spec())
     assert [(v.check, v.column) for v in violations] == [("target", "y")]
-    assert violations[0].message == "target column 'y' is missing"
+    assert violations[0].message == "target column 'y' is missing (columns found: 'a')"
 
 
 def test_unsupported_feature_type_is_named():
