@@ -17,7 +17,14 @@ from collections.abc import Mapping
 
 import fsspec
 
-from kubeloop.contract import DRIFT_PROFILE_FILE, MANIFEST_FILE, Manifest, artifact_file_uri, hash_bytes
+from kubeloop.contract import (
+    DRIFT_PROFILE_FILE,
+    MANIFEST_FILE,
+    ManifestError,
+    artifact_file_uri,
+    hash_bytes,
+    parse_manifest,
+)
 from kubeloop.contract.storage import s3_options
 from kubeloop.drift import DriftProfile
 
@@ -45,7 +52,10 @@ def read_bytes(uri: str, env: Mapping[str, str] | None = None) -> bytes:
 
 def load_profile(artifact_uri: str, digest: str, env: Mapping[str, str] | None = None) -> DriftProfile:
     """The artifact's reference profile, checked against its manifest and the expected digest."""
-    manifest = Manifest.model_validate_json(read_bytes(artifact_file_uri(artifact_uri, MANIFEST_FILE), env))
+    try:  # the manifest must hash to its own digest: a swapped profile with an edited hash is refused
+        manifest = parse_manifest(read_bytes(artifact_file_uri(artifact_uri, MANIFEST_FILE), env))
+    except ManifestError as e:
+        raise ProfileError(f"the manifest of {artifact_uri} cannot be trusted: {e}") from e
     if manifest.digest != digest:
         raise ProfileError(f"the artifact at {artifact_uri} has digest {manifest.digest}, not {digest}")
     expected = manifest.files.get(DRIFT_PROFILE_FILE)

@@ -125,3 +125,22 @@ def test_a_manifest_that_lists_a_model_over_the_limit_is_refused_before_reading(
         ArtifactError, match=r"model\.skops has 2147483648 bytes, over the limit of 1073741824"
     ):
         read_artifact(f"file://{artifact}", SKLEARN)
+
+
+def test_the_operator_refuses_a_swapped_drift_profile_whose_manifest_hash_was_edited(trained, tmp_path):
+    """The DriftMonitor's reference profile is read by the operator: a profile swapped in with its hash edited
+    in the manifest (the pinned digest left as it was) is refused, because the manifest no longer hashes to it."""
+    from kubeloop.contract import DRIFT_PROFILE_FILE
+    from kubeloop.services.profiles import ProfileError, load_profile
+
+    artifact = _copy(trained, tmp_path)
+    pinned = Manifest.model_validate_json((artifact / MANIFEST_FILE).read_text()).digest
+    assert load_profile(f"file://{artifact}", pinned).n_rows > 0  # the untouched artifact is accepted
+    profile = json.loads((artifact / DRIFT_PROFILE_FILE).read_text())
+    profile["n_rows"] = profile["n_rows"] * 100  # a reference that would hide drift
+    (artifact / DRIFT_PROFILE_FILE).write_text(json.dumps(profile))
+    doc = json.loads((artifact / MANIFEST_FILE).read_text())
+    doc["files"][DRIFT_PROFILE_FILE] = hash_file(artifact / DRIFT_PROFILE_FILE).model_dump(mode="json")
+    (artifact / MANIFEST_FILE).write_text(json.dumps(doc))
+    with pytest.raises(ProfileError, match="cannot be trusted"):
+        load_profile(f"file://{artifact}", pinned)
